@@ -1,0 +1,241 @@
+"""The latent weekly dynamics: one transition and one churn hazard, shared by the simulation and
+by the Monte Carlo estimate of the true churn probability.
+
+Arrays of the state have shape ``(n,)`` in the simulation and ``(M, n)`` in the Monte Carlo, where
+the same draws of shape ``(M, 1)`` are used for every supplier (common random numbers); per
+supplier constants have shape ``(n,)`` and broadcast against both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from features.simulator.population import TIER_PRICE, Population
+
+DRAWS_NORMAL = ("engagement", "clients")
+DRAWS_UNIFORM = ("leave", "pay", "card", "ticket", "bad", "milestone", "feature", "tier")
+N_PLAIN_MILESTONES = 4  # account_setup, first_form, first_journey, first_automation
+N_FEATURES = 8
+_LOG_PRICE = np.log(TIER_PRICE / 49.0).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class Static:
+    """Per-supplier constants the dynamics need (a view of :class:`Population`)."""
+
+    base_engagement: np.ndarray
+    friction: np.ndarray
+    price_sensitivity: np.ndarray
+    pay_risk: np.ndarray
+    client_rate: np.ndarray
+
+    @classmethod
+    def of(cls, pop: Population, idx: np.ndarray | slice = slice(None)) -> Static:
+        return cls(**{f.name: getattr(pop, f.name)[idx] for f in fields(cls)})
+
+    def take(self, idx: np.ndarray) -> Static:
+        return Static(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class WeekContext:
+    """What the calendar says about one week for each supplier (arrays of shape (n,))."""
+
+    season: np.ndarray  # float32 season intensity in [0, 1]
+    tenure_weeks: np.ndarray  # int32 full weeks since the signup week
+    bills: np.ndarray  # bool: a monthly payment falls due this week
+    card_expires: np.ndarray  # bool: the card on file expires this week
+
+    def take(self, idx: np.ndarray) -> WeekContext:
+        return WeekContext(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class State:
+    """The latent state of suppliers at the start of a week."""
+
+    engagement: np.ndarray  # float32, log-scale activity level
+    leaving: np.ndarray  # int16 weeks in the disengaging regime (0: not leaving)
+    past_due: np.ndarray  # int16 weeks a payment has been overdue (0: paid up)
+    grievance: np.ndarray  # float32 decaying memory of bad support and failed payments
+    milestones: np.ndarray  # int8 plain onboarding milestones reached (0..4)
+    features: np.ndarray  # int8 core features adopted (1..8)
+    clients: np.ndarray  # float32 (integral) clients in the book
+    tier: np.ndarray  # int8 subscription tier
+    card_ok: np.ndarray  # bool: the card on file works
+
+    def take(self, idx: np.ndarray) -> State:
+        return State(*(getattr(self, f.name)[..., idx] for f in fields(self)))
+
+    def where(self, mask: np.ndarray, other: State) -> State:
+        """``self`` where ``mask`` holds, else ``other``."""
+        return State(
+            *(np.where(mask, getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+        )
+
+
+@dataclass(frozen=True)
+class Events:
+    """What happened during a week, drawn with the transition (for the observable tables)."""
+
+    ticket: np.ndarray
+    bad_experience: np.ndarray
+    paid: np.ndarray
+    payment_failed: np.ndarray
+    new_milestone: np.ndarray
+    new_feature: np.ndarray
+    new_clients: np.ndarray
+    tier_change: np.ndarray
+
+
+def initial_state(pop: Population) -> State:
+    n = pop.n
+    return State(
+        engagement=(pop.base_engagement - 0.6).astype(np.float32),
+        leaving=np.zeros(n, np.int16),
+        past_due=np.zeros(n, np.int16),
+        grievance=np.zeros(n, np.float32),
+        milestones=np.zeros(n, np.int8),
+        features=np.ones(n, np.int8),
+        clients=np.zeros(n, np.float32),
+        tier=pop.tier0.copy(),
+        card_ok=np.ones(n, bool),
+    )
+
+
+def weekly_churn_hazard(s: State, c: Static, ctx: WeekContext) -> np.ndarray:
+    """Probability of cancelling during the week, given the state at its start."""
+    leaving = s.leaving > 0
+    logit = (
+        -5.75
+        + np.where(leaving, 1.7 + 0.25 * np.minimum(s.leaving, 10), 0.0)
+        - 0.5 * s.engagement
+        + 0.4 * s.grievance
+        + 0.8 * (s.past_due >= 1)
+        + 4.0 * (s.past_due >= 4)
+        + 0.7 * c.price_sensitivity * (0.5 - ctx.season)
+        + 0.25 * c.price_sensitivity * _LOG_PRICE[s.tier]
+        + 0.6 * ((ctx.tenure_weeks < 13) & (s.milestones < 2))
+        - 0.2 * np.log1p(s.clients)
+    )
+    return np.where(ctx.tenure_weeks > 0, sigmoid(logit), 0.0).astype(np.float32)
+
+
+def transition(
+    s: State, c: Static, ctx: WeekContext, draws: dict[str, np.ndarray]
+) -> tuple[State, Events]:
+    """The state a week later and what happened during the week."""
+    leaving = s.leaving > 0
+    log_clients = np.log1p(s.clients)
+    # Billing: a payment falls due, or an overdue one is retried.
+    pay_fail_p = np.where(s.card_ok, c.pay_risk, 0.85)
+    retry_ok_p = np.where(s.card_ok, 0.6, 0.08)
+    due = ctx.bills & (s.past_due == 0)
+    overdue = s.past_due > 0
+    failed = (due & (draws["pay"] < pay_fail_p)) | (overdue & (draws["pay"] >= retry_ok_p))
+    paid = (due & (draws["pay"] >= pay_fail_p)) | (overdue & (draws["pay"] < retry_ok_p))
+    past_due = np.where(failed, s.past_due + 1, np.where(paid, 0, s.past_due)).astype(np.int16)
+    card_ok = np.where(s.card_ok, ~ctx.card_expires, draws["card"] < sigmoid(-0.8 + s.engagement))
+    # Support: tickets, and whether the experience was bad.
+    ticket = draws["ticket"] < sigmoid(
+        -3.3 + 0.5 * c.friction + 1.3 * (ctx.tenure_weeks < 8) + 0.9 * overdue + 0.3 * leaving
+    )
+    bad = ticket & (draws["bad"] < sigmoid(-1.3 + 0.9 * c.friction + 0.7 * leaving))
+    grievance = (0.85 * s.grievance + bad + 0.6 * failed).astype(np.float32)
+    # The disengaging regime: entered under strain, left again by some.
+    enter_p = sigmoid(
+        -4.4
+        + 0.5 * s.grievance
+        + 0.9 * overdue
+        + 1.0 * c.price_sensitivity * (0.5 - ctx.season)
+        + 0.4 * c.price_sensitivity
+        - 0.6 * s.engagement
+        + 0.35 * (s.features < 2)
+        - 0.12 * log_clients
+    )
+    leaving_next = np.where(
+        leaving,
+        np.where(draws["leave"] < 0.06, 0, np.minimum(s.leaving + 1, 1000)),
+        np.where(draws["leave"] < enter_p, 1, 0),
+    ).astype(np.int16)
+    # Onboarding and adoption.
+    new_milestone = (s.milestones < N_PLAIN_MILESTONES) & (
+        draws["milestone"]
+        < sigmoid(1.2 + 0.9 * s.engagement - 0.6 * s.milestones - 0.04 * ctx.tenure_weeks)
+    )
+    new_feature = (s.features < N_FEATURES) & (
+        draws["feature"]
+        < sigmoid(-1.9 + 0.9 * s.engagement - 0.22 * s.features + 0.25 * s.tier - 0.8 * leaving)
+    )
+    # The client book grows in season.
+    rate = c.client_rate * (0.25 + 1.5 * ctx.season) * np.exp(0.45 * s.engagement)
+    rate = np.where(leaving, 0.5 * rate, rate)
+    new_clients = np.maximum(np.rint(rate + np.sqrt(rate) * draws["clients"]), 0.0)
+    # Plan changes.
+    up_p = np.where(s.tier < 3, sigmoid(-6.2 + 0.9 * s.engagement + 0.35 * log_clients), 0.0)
+    down_p = np.where(
+        s.tier > 0,
+        sigmoid(-6.0 + 1.2 * c.price_sensitivity + 1.0 * leaving - 0.5 * s.engagement),
+        0.0,
+    )
+    tier_change = np.where(draws["tier"] < up_p, 1, np.where(draws["tier"] > 1 - down_p, -1, 0))
+    # Engagement drifts towards a level set by adoption, season, the book and the regime.
+    target = (
+        c.base_engagement
+        + 0.12 * s.features
+        + 0.1 * s.milestones
+        + 0.9 * (ctx.season - 0.5)
+        - 1.5 * leaving
+        - 0.3 * s.grievance
+        + 0.12 * log_clients
+        - 0.6 * np.exp(-ctx.tenure_weeks / 5.0)
+    )
+    engagement = s.engagement + 0.3 * (target - s.engagement) + 0.2 * draws["engagement"]
+    state = State(
+        engagement=engagement.astype(np.float32),
+        leaving=leaving_next,
+        past_due=past_due,
+        grievance=grievance,
+        milestones=(s.milestones + new_milestone).astype(np.int8),
+        features=(s.features + new_feature).astype(np.int8),
+        clients=(s.clients + new_clients).astype(np.float32),
+        tier=(s.tier + tier_change).astype(np.int8),
+        card_ok=card_ok,
+    )
+    events = Events(
+        ticket,
+        bad,
+        paid,
+        failed,
+        new_milestone,
+        new_feature,
+        new_clients.astype(np.int32),
+        tier_change.astype(np.int8),
+    )
+    return state, events
+
+
+def draw(rng: np.random.Generator, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Fresh draws for one transition."""
+    out = {k: rng.standard_normal(shape, dtype=np.float32) for k in DRAWS_NORMAL}
+    out |= {k: rng.random(shape, dtype=np.float32) for k in DRAWS_UNIFORM}
+    return out
+
+
+__all__ = [
+    "Events",
+    "State",
+    "Static",
+    "WeekContext",
+    "draw",
+    "initial_state",
+    "replace",
+    "transition",
+    "weekly_churn_hazard",
+]

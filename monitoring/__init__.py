@@ -1,0 +1,1 @@
+"""Monitoring: drift and outcome reports (roadmap step 5)."""

@@ -1,0 +1,1 @@
+"""Serving: the BentoML service, scorer and intervention engine (roadmap step 4)."""

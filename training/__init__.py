@@ -1,0 +1,1 @@
+"""Training: datasets, models, tuning and the MLflow registry (roadmap step 3)."""

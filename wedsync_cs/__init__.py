@@ -1,0 +1,1 @@
+"""Composition root of the WedSync customer-success platform: settings and the CLI."""
