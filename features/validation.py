@@ -302,7 +302,22 @@ def _rule_name(check: str, column: str | None) -> str:
     return _RULE_NAMES.get(check, check)
 
 
+def types_only(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    """The same columns and types without value rules (which assume the right types)."""
+    return pa.DataFrameSchema(
+        {name: pa.Column(col.dtype, nullable=True) for name, col in schema.columns.items()},
+        name=schema.name,
+        strict=False,
+    )
+
+
 def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[Violation]:
+    """Check types first; only a table with the right types gets its value rules checked."""
+    wrong_types = _run(frame, types_only(schema))
+    return wrong_types or _run(frame, schema)
+
+
+def _run(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[Violation]:
     """Run one schema lazily and turn pandera's failure cases into violations."""
     try:
         schema.validate(frame, lazy=True)

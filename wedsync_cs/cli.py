@@ -55,17 +55,17 @@ def simulate(
     from features.simulator import SimulationConfig
     from wedsync_cs.jobs import run_simulation
 
-    config = SimulationConfig(
-        suppliers=suppliers,
-        days=days,
-        seed=seed,
-        start=_parse_date(start),
-        horizon_days=horizon,
-        truth_every_days=truth_every,
-        truth_paths=truth_paths,
-        threads=get_settings().threads,
-    )
     try:
+        config = SimulationConfig(
+            suppliers=suppliers,
+            days=days,
+            seed=seed,
+            start=_parse_date(start),
+            horizon_days=horizon,
+            truth_every_days=truth_every,
+            truth_paths=truth_paths,
+            threads=get_settings().threads,
+        )
         run_simulation(config, out, overwrite=overwrite)
     except (FileExistsError, ValueError) as err:
         _fail(str(err))
