@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,18 +36,29 @@ class Result:
         )
 
 
+_PEAK = """
+import json as _json, resource as _resource
+print(_json.dumps({"peak_kb": _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
 def _child(code: str) -> tuple[float, float, dict]:
-    """Run ``code`` in a fresh interpreter; return wall seconds, peak GB and its JSON output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``code`` in a fresh interpreter; return wall seconds, its own peak memory (GB) and
+    the JSON it printed last."""
     began = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
+        [sys.executable, "-c", code + _PEAK],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     seconds = time.perf_counter() - began
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kb <= before:
-        print("note: peak memory not above an earlier child's; figure is a lower bound")
-    return seconds, peak_kb / 1024**2, json.loads(out.stdout.strip().splitlines()[-1])
+    if out.returncode:
+        raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
+    lines = out.stdout.strip().splitlines()
+    peak_kb = json.loads(lines[-1])["peak_kb"]
+    return seconds, peak_kb / 1024**2, json.loads(lines[-2])
 
 
 def bench_simulator(suppliers: int, days: int, workdir: Path) -> Result:
@@ -76,14 +87,96 @@ print(json.dumps({{"rows": int(sum(len(f) for f in t.frames.values())), "ok": t.
     return Result("validate that folder", seconds, peak, 180, 8, details)
 
 
-BENCHES = ("simulator", "validation")
+def bench_features(workdir: Path) -> Result:
+    code = f"""
+import json
+from pathlib import Path
+from wedsync_cs.settings import Settings
+from wedsync_cs.feature_jobs import build_features
+settings = Settings(home=Path({str(workdir / "home")!r}))
+b = build_features(settings, Path({str(workdir / "sim" / "raw")!r}))
+print(json.dumps({{"rows": b.rows_total, "days": b.days_built, "inner_seconds": b.seconds}}))
+"""
+    seconds, peak, details = _child(code)
+    return Result("features build (validate+DuckDB+Feast)", seconds, peak, 300, 8, details)
+
+
+def bench_historical(workdir: Path, n_rows: int) -> Result:
+    code = f"""
+import json, time
+import numpy as np, pandas as pd, pyarrow.parquet as pq
+from pathlib import Path
+from wedsync_cs.settings import Settings
+from wedsync_cs.feature_jobs import store_config
+from feature_repo.store import open_store
+from training.dataset import historical_features
+settings = Settings(home=Path({str(workdir / "home")!r}))
+keys = pq.read_table(settings.feature_table_path, columns=["supplier_id", "event_timestamp"])
+keys = keys.to_pandas()
+rng = np.random.default_rng(0)
+rows = keys.iloc[rng.choice(len(keys), {n_rows}, replace=len(keys) < {n_rows})]
+rows = rows.assign(event_timestamp=rows.event_timestamp
+                   + pd.to_timedelta(rng.integers(0, 6 * 24, len(rows)), unit="h"))
+store = open_store(store_config(settings))
+t0 = time.perf_counter()
+frame = historical_features(store, "churn_v1", rows)
+print(json.dumps({{"rows": len(frame), "columns": frame.shape[1],
+                  "retrieval_seconds": round(time.perf_counter() - t0, 1),
+                  "non_null_share": round(float(frame["logins_30d"].notna().mean()), 4)}}))
+"""
+    seconds, peak, details = _child(code)
+    return Result(f"historical retrieval {n_rows:,} rows", seconds, peak, 300, 8, details)
+
+
+def bench_online(workdir: Path, store_kind: str, reads: int = 2000) -> Result:
+    code = f"""
+import json, time, uuid
+import numpy as np, pyarrow.parquet as pq
+from pathlib import Path
+from wedsync_cs.settings import Settings
+from wedsync_cs.feature_jobs import materialize_features, store_config
+from feature_repo.store import open_store, apply_definitions
+settings = Settings(home=Path({str(workdir / "home")!r}), online_store={store_kind!r},
+                    feast_project="bench_" + uuid.uuid4().hex[:8])
+store = open_store(store_config(settings))
+apply_definitions(store, store_config(settings))
+t0 = time.perf_counter()
+materialize_features(settings)
+materialize_s = time.perf_counter() - t0
+ids = pq.read_table(settings.feature_table_path, columns=["supplier_id"])["supplier_id"]
+ids = ids.unique().to_pylist()
+rng = np.random.default_rng(1)
+service = store.get_feature_service("churn_v1")
+lat = []
+for i in rng.choice(len(ids), {reads}):
+    t = time.perf_counter()
+    store.get_online_features(features=service, entity_rows=[{{"supplier_id": ids[i]}}]).to_dict()
+    lat.append(time.perf_counter() - t)
+lat = np.array(lat) * 1000
+if {store_kind!r} == "redis":
+    store.teardown()
+print(json.dumps({{"materialize_seconds": round(materialize_s, 1), "reads": {reads},
+                  "p50_ms": round(float(np.percentile(lat, 50)), 2),
+                  "p99_ms": round(float(np.percentile(lat, 99)), 2)}}))
+"""
+    seconds, peak, details = _child(code)
+    return Result(f"online reads ({store_kind})", seconds, peak, 600, 8, details)
+
+
+BENCHES = ("simulator", "validation", "features", "historical", "online")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--suppliers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=730)
-    parser.add_argument("--only", choices=BENCHES, action="append")
+    parser.add_argument("--entity-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--only",
+        choices=BENCHES,
+        action="append",
+        help="run only these (the simulation always runs: the others use it)",
+    )
     args = parser.parse_args()
     chosen = args.only or list(BENCHES)
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
@@ -91,10 +184,19 @@ def main() -> None:
         results = [bench_simulator(args.suppliers, args.days, workdir)]
         print(results[-1].line(), flush=True)
         print("   ", json.dumps(results[-1].details), flush=True)
-        if "validation" in chosen:
-            results.append(bench_validation(workdir))
-            print(results[-1].line(), flush=True)
-            print("   ", json.dumps(results[-1].details), flush=True)
+        steps = {
+            "validation": lambda: [bench_validation(workdir)],
+            "features": lambda: [bench_features(workdir)],
+            "historical": lambda: [bench_historical(workdir, args.entity_rows)],
+            "online": lambda: [bench_online(workdir, "sqlite"), bench_online(workdir, "redis")],
+        }
+        for name in BENCHES[1:]:
+            if name not in chosen:
+                continue
+            for result in steps[name]():
+                results.append(result)
+                print(result.line(), flush=True)
+                print("   ", json.dumps(result.details), flush=True)
 
 
 if __name__ == "__main__":

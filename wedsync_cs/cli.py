@@ -23,10 +23,16 @@ app = typer.Typer(
 )
 
 
+features_app = typer.Typer(no_args_is_help=True, help="Build, register and serve features.")
+app.add_typer(features_app, name="features")
+
+
 def _setup_logging() -> None:
     logging.basicConfig(
         level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Feast logs every registry refresh at INFO.
+    logging.getLogger("feast").setLevel(max(logging.WARNING, logging.root.level))
 
 
 @app.callback()
@@ -82,7 +88,7 @@ def validate(
     """Check a raw folder against the data contract; exit 1 (writing nothing) on a violation."""
     from wedsync_cs.jobs import run_validation
 
-    if not run_validation(raw, quarantine):
+    if run_validation(raw, quarantine) is None:
         raise typer.Exit(1)
 
 
@@ -97,6 +103,60 @@ def demo(
 
     if not run_demo(get_settings(), suppliers=suppliers, days=days, seed=seed):
         raise typer.Exit(1)
+
+
+@features_app.command("build")
+def features_build(
+    raw: Annotated[Path, typer.Option(help="Contract folder holding <table>.parquet files.")],
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Set bad rows aside here instead of failing.")
+    ] = None,
+    incremental: Annotated[
+        bool, typer.Option(help="Compute only grid days not yet in the feature table.")
+    ] = False,
+) -> None:
+    """Validate a raw folder, compute the supplier features and register them in Feast."""
+    from features.raw_reader import RawDataError
+    from wedsync_cs.feature_jobs import build_features
+
+    try:
+        build = build_features(get_settings(), raw, quarantine=quarantine, incremental=incremental)
+    except RawDataError as err:
+        typer.secho(f"INVALID: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from err
+    typer.echo(
+        f"features: {build.rows_written:,} rows written for {build.days_built} days "
+        f"({build.rows_total:,} in the table) from {build.first_day} to {build.last_day} "
+        f"in {build.seconds:.1f} s -> {get_settings().feature_table_path}"
+    )
+
+
+@features_app.command("materialize")
+def features_materialize(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Load rows up to the end of this day (YYYY-MM-DD); default: the "
+            "last day of the data."
+        ),
+    ] = None,
+) -> None:
+    """Load each supplier's latest features into the online store (SQLite or Redis)."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from wedsync_cs.feature_jobs import materialize_features
+
+    end = None
+    if as_of is not None:
+        end = pd.Timestamp(_parse_date(as_of) + timedelta(days=1), tz="UTC")
+    try:
+        done = materialize_features(get_settings(), end)
+    except FileNotFoundError as err:
+        _fail(str(err))
+        raise
+    typer.echo(f"online store ({get_settings().online_store}) holds features up to {done}")
 
 
 @app.command()

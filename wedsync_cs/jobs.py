@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import typer
 
+from features.raw_reader import RawTables
 from features.simulator import SimulationConfig, SimulationSummary
 from wedsync_cs.settings import Settings
 
@@ -44,15 +46,15 @@ def run_simulation(
     return summary
 
 
-def run_validation(raw: Path, quarantine: Path | None) -> bool:
-    """Validate ``raw``; print the verdict, and the quarantine counts if any. True when usable."""
+def run_validation(raw: Path, quarantine: Path | None) -> RawTables | None:
+    """Validate ``raw``; print the verdict and any quarantine counts. The tables, when usable."""
     from features.raw_reader import RawDataError, load_raw
 
     try:
         tables = load_raw(raw, quarantine)
     except RawDataError as err:
         typer.secho(f"INVALID: {err}", fg=typer.colors.RED, err=True)
-        return False
+        return None
     rows = [(name, f"{len(frame):,} valid rows") for name, frame in tables.frames.items()]
     _echo_table(rows, f"Contract check of {raw}: {'OK' if tables.report.ok else 'quarantined'}")
     if not tables.report.ok:
@@ -62,14 +64,80 @@ def run_validation(raw: Path, quarantine: Path | None) -> bool:
             if n:
                 typer.echo(f"  {name}: {n:,} rows")
         typer.echo(counts.to_string(index=False))
-    return True
+    return tables
+
+
+SHOWN_FEATURES = (
+    "days_since_last_login",
+    "logins_30d",
+    "login_ewm_rate_7d",
+    "features_used_30d",
+    "active_client_ratio",
+    "tickets_90d",
+    "unresolved_payment_failure",
+    "milestones_achieved",
+    "subscription_tier",
+    "health_segment",
+    "health_score",
+)
+
+
+def show_supplier(settings: Settings, supplier_id: str, as_of: pd.Timestamp) -> None:
+    """Print a supplier's features from the online store and point-in-time at ``as_of``."""
+    from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE
+    from feature_repo.store import open_store
+    from training.dataset import historical_features
+    from wedsync_cs.feature_jobs import store_config
+
+    store = open_store(store_config(settings))
+    online = {}
+    for service in (CHURN_SERVICE, HEALTH_SERVICE):
+        online |= store.get_online_features(
+            features=store.get_feature_service(service), entity_rows=[{"supplier_id": supplier_id}]
+        ).to_dict()
+    entity = pd.DataFrame({"supplier_id": [supplier_id], "event_timestamp": [as_of]})
+    past = historical_features(store, CHURN_SERVICE, entity).merge(
+        historical_features(store, HEALTH_SERVICE, entity), on=["supplier_id", "event_timestamp"]
+    )
+    typer.secho(
+        f"Supplier {supplier_id}: online now | point-in-time at {as_of:%Y-%m-%d %H:%M}", bold=True
+    )
+    for name in SHOWN_FEATURES:
+        now, then = online[name][0], past[name].iloc[0]
+        typer.echo(f"  {name:<28} {_fmt(now):>14} | {_fmt(then):>14}")
+
+
+def _fmt(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def run_demo(settings: Settings, *, suppliers: int, days: int, seed: int) -> bool:
-    """Simulate a default set under CS_HOME, validate it and summarise it."""
+    """Simulate a default set under CS_HOME, validate it, build, register and materialise its
+    features, and show one supplier's features online and point-in-time."""
+    from wedsync_cs.feature_jobs import build_features, materialize_features
+
     home = settings.ensure_home()
     out = settings.data_dir / "demo"
     typer.secho(f"CS_HOME = {home}", bold=True)
     config = SimulationConfig(suppliers=suppliers, days=days, seed=seed, threads=settings.threads)
     run_simulation(config, out, overwrite=True)
-    return run_validation(out / "raw", None)
+    tables = run_validation(out / "raw", None)
+    if tables is None:
+        return False
+    build = build_features(settings, out / "raw", tables=tables)
+    typer.secho("Features", bold=True)
+    typer.echo(
+        f"  {build.rows_total:,} rows ({build.days_built} days, {build.first_day} to "
+        f"{build.last_day}) in {build.seconds:.1f} s -> {settings.feature_table_path}"
+    )
+    end = materialize_features(settings)
+    typer.echo(f"  materialised into the {settings.online_store} online store up to {end}")
+    table = pd.read_parquet(
+        settings.feature_table_path, columns=["supplier_id", "event_timestamp", "tenure_days"]
+    )
+    latest = table[table["event_timestamp"] == table["event_timestamp"].max()]
+    supplier = latest.sort_values(["tenure_days", "supplier_id"]).iloc[len(latest) // 2]
+    show_supplier(settings, supplier["supplier_id"], end - pd.Timedelta(days=56))
+    return True

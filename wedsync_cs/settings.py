@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,27 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Worker threads for numpy, DuckDB and XGBoost."
     )
     log_level: str = Field(default="INFO", description="Python logging level of the CLI.")
+    online_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="Feast online store: sqlite (embedded) or redis."
+    )
+    redis_connection: str = Field(
+        default="127.0.0.1:6379,db=0",
+        description="Redis for the online store, as Feast wants it: host:port,key=value.",
+    )
+    feature_history_every_days: int = Field(
+        default=7, ge=1, description="Feature rows over the history: every N days (Sundays)."
+    )
+    feature_recent_days: int = Field(
+        default=35, ge=0, description="Daily feature rows over the last N days (for serving)."
+    )
+    feature_memory_limit: str = Field(
+        default="3GB", description="DuckDB working memory for the feature build (spills beyond)."
+    )
+    feast_project: str = Field(
+        default="wedsync_cs",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Feast project name (keys in a shared Redis are per project).",
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -45,6 +67,16 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """Simulated or imported contract folders (``<data_dir>/<name>/raw``)."""
         return self.home_dir / "data"
+
+    @property
+    def feature_store_dir(self) -> Path:
+        """Feast registry, online SQLite store and the generated feature_store.yaml."""
+        return self.home_dir / "feature_store"
+
+    @property
+    def feature_table_path(self) -> Path:
+        """The offline feature table Feast reads (one Parquet file)."""
+        return self.home_dir / "features" / "supplier_features.parquet"
 
     @property
     def reports_dir(self) -> Path:

@@ -1,0 +1,138 @@
+"""The supplier features: every column of the feature table, its family and its type.
+
+One list, read by the Feast repo (one feature view per family), training (SHAP grouping) and
+serving. Nobody copies a feature list.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from features.contract import CORE_FEATURES, MILESTONE_TYPES
+
+Family = Literal[
+    "login",
+    "adoption",
+    "engagement",
+    "support",
+    "billing",
+    "onboarding",
+    "season",
+    "account",
+    "health",
+]
+Kind = Literal["float", "int", "category"]
+
+ADOPTION_STAGES: Final = ("never_used", "trial", "adopting", "power_user", "churned")
+SEGMENTS: Final = ("new_user", "established", "power_user")
+TIERS: Final = ("starter", "professional", "scale", "enterprise")
+HEALTH_FACTORS: Final = (
+    "login_frequency",
+    "feature_adoption",
+    "client_engagement",
+    "support_health",
+    "billing_health",
+    "onboarding_progress",
+)
+# Days after signup by which each onboarding milestone is due (the critical path first).
+MILESTONE_TARGET_DAYS: Final = {
+    "account_setup": 1,
+    "first_client": 7,
+    "first_form": 14,
+    "first_journey": 30,
+    "first_automation": 45,
+    "ten_clients": 60,
+}
+CRITICAL_PATH: Final = ("account_setup", "first_client", "first_form", "first_journey")
+EWM_HALF_LIVES: Final = (7, 30, 90)
+assert set(MILESTONE_TARGET_DAYS) == set(MILESTONE_TYPES)
+
+_F: list[tuple[str, Family, Kind]] = [
+    ("days_since_last_login", "login", "float"),
+    ("logins_7d", "login", "int"),
+    ("logins_30d", "login", "int"),
+    ("logins_90d", "login", "int"),
+    ("active_days_7d", "login", "int"),
+    ("active_days_30d", "login", "int"),
+    ("active_days_90d", "login", "int"),
+    ("session_minutes_30d", "login", "float"),
+    ("logins_30d_change", "login", "int"),
+    ("logins_30d_ratio_prev_30d", "login", "float"),
+    *[(f"login_ewm_rate_{h}d", "login", "float") for h in EWM_HALF_LIVES],
+    ("logins_30d_vs_cohort", "login", "float"),
+    *[(f"{f}_stage", "adoption", "category") for f in CORE_FEATURES],
+    *[(f"{f}_days_30d", "adoption", "int") for f in CORE_FEATURES],
+    ("features_used_30d", "adoption", "int"),
+    ("features_used_ever", "adoption", "int"),
+    ("features_used_prev_30d", "adoption", "int"),
+    ("feature_breadth_trend", "adoption", "int"),
+    ("features_used_30d_vs_cohort", "adoption", "float"),
+    ("total_clients", "engagement", "int"),
+    ("active_clients_30d", "engagement", "int"),
+    ("active_client_ratio", "engagement", "float"),
+    ("new_clients_30d", "engagement", "int"),
+    ("active_client_ratio_vs_cohort", "engagement", "float"),
+    ("tickets_30d", "support", "int"),
+    ("tickets_90d", "support", "int"),
+    ("mean_satisfaction_90d", "support", "float"),
+    ("bad_ratings_90d", "support", "int"),
+    ("open_tickets", "support", "int"),
+    ("mean_resolution_hours_90d", "support", "float"),
+    ("failed_payments_30d", "billing", "int"),
+    ("failed_payments_90d", "billing", "int"),
+    ("unresolved_payment_failure", "billing", "int"),
+    ("card_expiring_30d", "billing", "int"),
+    ("downgrades_90d", "billing", "int"),
+    ("upgrades_90d", "billing", "int"),
+    ("refunds_90d", "billing", "int"),
+    ("milestones_achieved", "onboarding", "int"),
+    ("critical_path_completion", "onboarding", "float"),
+    *[(f"{m}_days_behind", "onboarding", "int") for m in MILESTONE_TYPES],
+    ("season_sin", "season", "float"),
+    ("season_cos", "season", "float"),
+    ("cohort_logins_30d", "season", "float"),
+    ("tenure_days", "account", "int"),
+    ("subscription_tier", "account", "category"),
+    ("monthly_revenue", "account", "float"),
+    ("vendor_type", "account", "category"),
+    ("hemisphere", "account", "category"),
+    *[(factor, "health", "float") for factor in HEALTH_FACTORS],
+    ("health_segment", "health", "category"),
+    ("health_score", "health", "float"),
+]
+FEATURES: Final[dict[str, tuple[Family, Kind]]] = {n: (fam, k) for n, fam, k in _F}
+FAMILIES: Final[tuple[Family, ...]] = (
+    "login",
+    "adoption",
+    "engagement",
+    "support",
+    "billing",
+    "onboarding",
+    "season",
+    "account",
+    "health",
+)
+CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
+    **{f"{f}_stage": ADOPTION_STAGES for f in CORE_FEATURES},
+    "subscription_tier": TIERS,
+    "vendor_type": (
+        "photographer",
+        "videographer",
+        "venue",
+        "florist",
+        "caterer",
+        "planner",
+        "dj_band",
+        "baker",
+        "hair_makeup",
+        "stationer",
+        "other",
+    ),
+    "hemisphere": ("northern", "southern"),
+    "health_segment": SEGMENTS,
+}
+KEY_COLUMNS: Final = ("supplier_id", "event_timestamp")
+
+
+def family_columns(family: Family) -> list[str]:
+    return [n for n, (fam, _) in FEATURES.items() if fam == family]

@@ -1,0 +1,480 @@
+"""The supplier feature table, computed with DuckDB SQL from the contract tables.
+
+One row per supplier active at each grid day ``d``, stamped ``event_timestamp = d + 1 day``
+(00:00 UTC, the end of day ``d``), using only data dated on or before ``d``. "Active" follows the
+contract: signed up at or before that instant, and no cancellation at or before it.
+
+How: every table becomes per-supplier daily event counts; cumulative sums of those are joined to
+the grid with ASOF joins at ``d``, ``d - 7``, ``d - 30``, ``d - 60`` and ``d - 90``, so any window
+is a difference of two cumulative values. This is point-in-time correct by construction, works
+for any set of grid days, and costs a sort of the events plus a merge per look-back, with no
+Python loop over suppliers or days.
+
+Cancellations only decide who is active; they never feed a feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from features.catalog import (
+    CATEGORIES,
+    CRITICAL_PATH,
+    EWM_HALF_LIVES,
+    FEATURES,
+    KEY_COLUMNS,
+    MILESTONE_TARGET_DAYS,
+)
+from features.contract import CORE_FEATURES, MILESTONE_TYPES, SOUTHERN_HEMISPHERE_COUNTRIES
+from features.health import add_health
+
+LOOKBACKS = (7, 30, 60, 90)
+TIER_RANK = "list_position(['starter','professional','scale','enterprise'], {}) - 1"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Which days get feature rows: weekly over the history (the Sundays, so rows are stamped
+    on Mondays 00:00 UTC), daily over the last ``recent_days`` days, and any extra days."""
+
+    history_every_days: int = 7
+    recent_days: int = 35
+
+    def days(self, first: date, last: date, extra: Iterable[date] = ()) -> list[date]:
+        if self.history_every_days < 1 or self.recent_days < 0:
+            raise ValueError("history_every_days must be >= 1 and recent_days >= 0")
+        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
+        history = [
+            sunday + timedelta(days=k)
+            for k in range(0, (last - sunday).days + 1, self.history_every_days)
+        ]
+        recent = [last - timedelta(days=k) for k in range(self.recent_days)]
+        chosen = {d for d in (*history, *recent, *extra) if first <= d <= last}
+        return sorted(chosen)
+
+
+def data_span(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
+    """First signup day and the last day any table has data for."""
+    first, last = con.execute("""
+        select (select min(signup_at)::date from suppliers),
+               greatest((select max(date) from activity_daily),
+                        (select max(date) from feature_usage_daily),
+                        (select max(date) from clients_daily),
+                        (select max(created_at)::date from support_tickets),
+                        (select max(resolved_at)::date from support_tickets),
+                        (select max(occurred_at)::date from billing_events),
+                        (select max(achieved_at)::date from milestones),
+                        (select max(cancelled_at)::date from cancellations),
+                        (select max(signup_at)::date from suppliers))
+    """).fetchone()
+    return first, last
+
+
+def connect(
+    tables: Mapping[str, pa.Table | pd.DataFrame], threads: int = 2
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the contract tables registered.
+
+    Contract timestamps are UTC; DuckDB gets them as plain timestamps holding the same UTC
+    instants (time-zone support would need DuckDB's ICU extension, which is not installable
+    offline), and results are stamped UTC again on the way out.
+    """
+    con = duckdb.connect(config={"threads": threads})
+    for name, table in tables.items():
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        con.register(name, _naive_utc(table))
+    return con
+
+
+def _naive_utc(table: pa.Table) -> pa.Table:
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
+    return table
+
+
+def _q(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+DOUBLE_SUMS = {"minutes", "resolution_hours"}
+
+
+def _sources_sql() -> list[str]:
+    ew = {f"ew_{h}": f"logins * pow(2, (day - signup_day) / {h}.0)" for h in EWM_HALF_LIVES}
+    activity = f"""
+    create temp table cum_act as
+    select supplier_id, day,
+           {
+        ", ".join(f"sum({c}) over w as c_{c}" for c in ["logins", "minutes", "active_day", *ew])
+    },
+           max(case when active_day > 0 then day end) over w as last_login_day
+    from (select a.supplier_id, a.date as day, sum(a.logins)::integer as logins,
+                 sum(a.session_minutes) as minutes, (sum(a.logins) > 0)::integer as active_day,
+                 {
+        ", ".join(
+            f"sum(a.logins * pow(2, (a.date - s.signup_day) / {h}.0)) as ew_{h}"
+            for h in EWM_HALF_LIVES
+        )
+    }
+          from activity_daily a join sup s using (supplier_id) group by all)
+    window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)
+    """
+    usage = f"""
+    create temp table cum_use as
+    select supplier_id, day,
+           {", ".join(f"sum(used_{f}) over w as c_used_{f}" for f in CORE_FEATURES)}
+    from (select supplier_id, date as day,
+                 {
+        ", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)
+    }
+          from feature_usage_daily group by all)
+    window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)
+    """
+    ticket_cols = [
+        "tickets_created",
+        "tickets_resolved",
+        "resolution_hours",
+        "rating_sum",
+        "ratings",
+        "bad_ratings",
+    ]
+    tickets = f"""
+    create temp table cum_tix as
+    select supplier_id, day, {", ".join(f"sum({c}) over w as c_{c}" for c in ticket_cols)}
+    from (select supplier_id, day, {
+        ", ".join(
+            f"coalesce(sum({c}), 0)::{'double' if c in DOUBLE_SUMS else 'integer'} as {c}"
+            for c in ticket_cols
+        )
+    }
+          from (select supplier_id, created_at::date as day, 1 as tickets_created
+                from support_tickets
+                union all by name
+                select supplier_id, resolved_at::date as day, 1 as tickets_resolved,
+                       epoch(resolved_at - created_at) / 3600.0 as resolution_hours
+                from support_tickets where resolved_at is not null
+                union all by name
+                -- a rating is known once the ticket is resolved (or when given, if never is)
+                select supplier_id, coalesce(resolved_at, created_at)::date as day,
+                       satisfaction_rating as rating_sum, 1 as ratings,
+                       (satisfaction_rating <= 2)::integer as bad_ratings
+                from support_tickets where satisfaction_rating is not null)
+          group by all)
+    window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)
+    """
+    bill_kinds = {
+        "payments_failed": "payment_failed",
+        "card_expiring": "card_expiring",
+        "downgrades": "plan_downgraded",
+        "upgrades": "plan_upgraded",
+        "refunds": "refund",
+    }
+    priced = "event_type in ('payment_succeeded', 'plan_upgraded', 'plan_downgraded')"
+    billing = f"""
+    create temp table cum_bill as
+    select supplier_id, day, {", ".join(f"sum({c}) over w as c_{c}" for c in bill_kinds)},
+           max(failed_at) over w as last_failed_at,
+           max(succeeded_at) over w as last_succeeded_at,
+           last_value(price ignore nulls) over w as price
+    from (select supplier_id, occurred_at::date as day,
+                 {
+        ", ".join(
+            f"sum((event_type = '{k}')::integer)::integer as {c}" for c, k in bill_kinds.items()
+        )
+    },
+                 max(occurred_at) filter (where event_type = 'payment_failed') as failed_at,
+                 max(occurred_at) filter (where event_type = 'payment_succeeded')
+                     as succeeded_at,
+                 arg_max(amount, occurred_at) filter (where {priced}) as price
+          from billing_events group by all)
+    window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)
+    """
+    milestones = f"""
+    create temp table cum_ms as
+    select supplier_id, day, {
+        ", ".join(f"max(ms_{m}) over w as c_ms_{m}" for m in MILESTONE_TYPES)
+    }
+    from (select supplier_id, achieved_at::date as day,
+                 {
+        ", ".join(f"max((milestone_type = '{m}')::integer) as ms_{m}" for m in MILESTONE_TYPES)
+    }
+          from milestones group by all)
+    window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)
+    """
+    clients = """
+    create temp table cum_cli as
+    select supplier_id, date as day, max(total_clients) as total_clients,
+           max(active_clients_30d) as active_clients_30d
+    from clients_daily group by all
+    """
+    return [activity, usage, tickets, billing, milestones, clients]
+
+
+# Per source: its cumulative table, the columns to look up and the look-back days (0: the grid
+# day itself). One ASOF join per source over (grid row, look-back) pairs, pivoted to one row per
+# grid row, keeps every join narrow.
+_LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
+    "a": (
+        "cum_act",
+        (
+            "c_logins",
+            "c_minutes",
+            "c_active_day",
+            *[f"c_ew_{h}" for h in EWM_HALF_LIVES],
+            "last_login_day",
+        ),
+        (0, 7, 30, 60, 90),
+    ),
+    "u": ("cum_use", tuple(f"c_used_{f}" for f in CORE_FEATURES), (0, 30, 60)),
+    "t": (
+        "cum_tix",
+        (
+            "c_tickets_created",
+            "c_tickets_resolved",
+            "c_resolution_hours",
+            "c_rating_sum",
+            "c_ratings",
+            "c_bad_ratings",
+        ),
+        (0, 30, 90),
+    ),
+    "b": (
+        "cum_bill",
+        (
+            "c_payments_failed",
+            "c_card_expiring",
+            "c_downgrades",
+            "c_upgrades",
+            "c_refunds",
+            "last_failed_at",
+            "last_succeeded_at",
+            "price",
+        ),
+        (0, 30, 90),
+    ),
+    "m": ("cum_ms", tuple(f"c_ms_{m}" for m in MILESTONE_TYPES), (0,)),
+    "k": ("cum_cli", ("total_clients", "active_clients_30d"), (0, 30)),
+}
+
+
+def _lookup_sql(alias: str) -> str:
+    """``look_<alias>``: the source's running values at each grid row's look-back days."""
+    table, columns, offsets = _LOOKUPS[alias]
+    pivot = ", ".join(
+        f"max(c.{c}) filter (where l.k = {k}) as {c}__{k}" for c in columns for k in offsets
+    )
+    values = ", ".join(f"({k})" for k in offsets)
+    return f"""
+    create temp table look_{alias} as
+    select l.rid, {pivot}
+    from (select g.rid, g.supplier_id, g.day - o.k as qday, o.k
+          from grid g cross join (values {values}) o(k)) l
+    asof left join {table} c on l.supplier_id = c.supplier_id and l.qday >= c.day
+    group by l.rid
+    """
+
+
+def _features_sql() -> str:
+    joins = "\n".join(f"join look_{a} {a} using (rid)" for a in _LOOKUPS)
+
+    def win(src: str, col: str, k: int, upper: int = 0) -> str:
+        """Events of ``col`` in the days (d - k, d - upper] from source alias prefix ``src``."""
+        return f"(coalesce({src}.c_{col}__{upper}, 0) - coalesce({src}.c_{col}__{k}, 0))"
+
+    stage = {
+        f: f"""case when coalesce(u.c_used_{f}__0, 0) = 0 then 'never_used'
+                 when {win("u", f"used_{f}", 30)} = 0 then 'churned'
+                 when {win("u", f"used_{f}", 30)} <= 3 then 'trial'
+                 when {win("u", f"used_{f}", 30)} <= 11 then 'adopting'
+                 else 'power_user' end"""
+        for f in CORE_FEATURES
+    }
+    used30 = " + ".join(f"({win('u', f'used_{f}', 30)} > 0)::integer" for f in CORE_FEATURES)
+    used_prev = " + ".join(
+        f"({win('u', f'used_{f}', 60, upper=30)} > 0)::integer" for f in CORE_FEATURES
+    )
+    used_ever = " + ".join(f"(coalesce(u.c_used_{f}__0, 0) > 0)::integer" for f in CORE_FEATURES)
+    ewm = ", ".join(
+        f"(1 - pow(2, -1 / {h}.0)) * coalesce(a.c_ew_{h}__0, 0)"
+        f" * pow(2, -(g.day - g.signup_day) / {h}.0) as login_ewm_rate_{h}d"
+        for h in EWM_HALF_LIVES
+    )
+    achieved = {m: f"(coalesce(m.c_ms_{m}__0, 0) > 0)" for m in MILESTONE_TYPES}
+    behind = ", ".join(
+        f"case when {achieved[m]} then 0 else greatest(0, g.day - g.signup_day - {t}) end"
+        f" as {m}_days_behind"
+        for m, t in MILESTONE_TARGET_DAYS.items()
+    )
+    logins_prev = win("a", "logins", 60, upper=30)
+    return f"""
+    create temp table feat as
+    select g.supplier_id, g.event_timestamp, g.day, g.vendor_type, g.hemisphere,
+        g.day - a.last_login_day__0 as days_since_last_login,
+        {win("a", "logins", 7)} as logins_7d, {win("a", "logins", 30)} as logins_30d,
+        {win("a", "logins", 90)} as logins_90d,
+        {win("a", "active_day", 7)} as active_days_7d,
+        {win("a", "active_day", 30)} as active_days_30d,
+        {win("a", "active_day", 90)} as active_days_90d,
+        {win("a", "minutes", 30)} as session_minutes_30d,
+        {win("a", "logins", 30)} - {logins_prev} as logins_30d_change,
+        ({win("a", "logins", 30)} + 1.0) / ({logins_prev} + 1.0) as logins_30d_ratio_prev_30d,
+        {ewm},
+        {", ".join(f"{stage[f]} as {f}_stage" for f in CORE_FEATURES)},
+        {", ".join(f"{win('u', f'used_{f}', 30)} as {f}_days_30d" for f in CORE_FEATURES)},
+        {used30} as features_used_30d, {used_ever} as features_used_ever,
+        {used_prev} as features_used_prev_30d,
+        ({used30}) - ({used_prev}) as feature_breadth_trend,
+        coalesce(k.total_clients__0, 0) as total_clients,
+        coalesce(k.active_clients_30d__0, 0) as active_clients_30d,
+        case when coalesce(k.total_clients__0, 0) > 0
+             then k.active_clients_30d__0 / k.total_clients__0 end as active_client_ratio,
+        greatest(coalesce(k.total_clients__0, 0) - coalesce(k.total_clients__30, 0), 0)
+            as new_clients_30d,
+        {win("t", "tickets_created", 30)} as tickets_30d,
+        {win("t", "tickets_created", 90)} as tickets_90d,
+        case when {win("t", "ratings", 90)} > 0
+             then {win("t", "rating_sum", 90)} / {win("t", "ratings", 90)} end
+            as mean_satisfaction_90d,
+        {win("t", "bad_ratings", 90)} as bad_ratings_90d,
+        coalesce(t.c_tickets_created__0, 0) - coalesce(t.c_tickets_resolved__0, 0) as open_tickets,
+        case when {win("t", "tickets_resolved", 90)} > 0
+             then {win("t", "resolution_hours", 90)} / {win("t", "tickets_resolved", 90)} end
+            as mean_resolution_hours_90d,
+        {win("b", "payments_failed", 30)} as failed_payments_30d,
+        {win("b", "payments_failed", 90)} as failed_payments_90d,
+        (b.last_failed_at__0 is not null and (b.last_succeeded_at__0 is null
+            or b.last_failed_at__0 > b.last_succeeded_at__0))::integer
+            as unresolved_payment_failure,
+        {win("b", "card_expiring", 30)} as card_expiring_30d,
+        {win("b", "downgrades", 90)} as downgrades_90d,
+        {win("b", "upgrades", 90)} as upgrades_90d,
+        {win("b", "refunds", 90)} as refunds_90d,
+        {" + ".join(f"{a}::integer" for a in achieved.values())} as milestones_achieved,
+        ({" + ".join(f"{achieved[m]}::integer" for m in CRITICAL_PATH)})
+            / {len(CRITICAL_PATH)}.0 as critical_path_completion,
+        {behind},
+        sin(2 * pi() * g.season_day / 365.25) as season_sin,
+        cos(2 * pi() * g.season_day / 365.25) as season_cos,
+        g.day - g.signup_day as tenure_days,
+        ['starter', 'professional', 'scale', 'enterprise'][(1 + least(3, greatest(0,
+            g.tier_now - (coalesce(tot.c_upgrades, 0) - coalesce(b.c_upgrades__0, 0))
+            + (coalesce(tot.c_downgrades, 0) - coalesce(b.c_downgrades__0, 0)))))::bigint]
+            as subscription_tier,
+        b.price__0 as monthly_revenue
+    from grid g
+    {joins}
+    left join (select supplier_id, arg_max(c_upgrades, day) as c_upgrades,
+                      arg_max(c_downgrades, day) as c_downgrades
+               from cum_bill group by all) tot on tot.supplier_id = g.supplier_id
+    """
+
+
+_COHORT_SQL = """
+    create temp table cohort as
+    select day, vendor_type, hemisphere, avg(logins_30d) as cohort_logins_30d,
+           avg(features_used_30d) as cohort_features_30d,
+           avg(active_client_ratio) as cohort_client_ratio
+    from feat group by all
+"""
+_OUTPUT_SQL = """
+    select f.*,
+      f.logins_30d / nullif(c.cohort_logins_30d, 0) as logins_30d_vs_cohort,
+      f.features_used_30d / nullif(c.cohort_features_30d, 0) as features_used_30d_vs_cohort,
+      f.active_client_ratio / nullif(c.cohort_client_ratio, 0)
+          as active_client_ratio_vs_cohort,
+      c.cohort_logins_30d
+    from feat f join cohort c using (day, vendor_type, hemisphere)
+"""
+
+
+def iter_feature_batches(
+    tables: Mapping[str, pa.Table | pd.DataFrame],
+    days: Iterable[date],
+    threads: int = 2,
+    memory_limit: str = "3GB",
+    batch_rows: int = 1_000_000,
+) -> Iterator[pd.DataFrame]:
+    """Features of every supplier active at the end of each of ``days``, in batches.
+
+    Args:
+        tables: validated contract tables by name (see :func:`features.raw_reader.load_raw`).
+        days: grid days; each row is stamped at the end of its day (next midnight, UTC).
+        memory_limit: DuckDB's working memory; beyond it DuckDB spills to disk.
+
+    Yields:
+        Frames with ``supplier_id``, ``event_timestamp`` and every column of
+        :data:`features.catalog.FEATURES`, categories as pandas categoricals; rows ordered by
+        ``event_timestamp`` then ``supplier_id`` across batches.
+    """
+    con = connect(tables, threads)
+    con.execute(f"set memory_limit = '{memory_limit}'")
+    con.register("grid_days", pa.table({"day": pa.array(sorted(set(days)), pa.date32())}))
+    southern = _q(sorted(SOUTHERN_HEMISPHERE_COUNTRIES))
+    con.execute(f"""
+        create temp table sup as
+        select s.supplier_id, s.vendor_type, s.signup_at, s.signup_at::date as signup_day,
+               c.cancelled_at, {TIER_RANK.format("s.subscription_tier")} as tier_now,
+               case when s.country in ({southern}) then 'southern' else 'northern' end
+                   as hemisphere
+        from suppliers s left join cancellations c using (supplier_id)
+    """)
+    con.execute("""
+        create temp table grid as
+        select row_number() over () as rid, s.*, d.day,
+               (d.day + 1)::timestamp as event_timestamp,
+               -- days into the wedding year: southern seasons run half a year apart
+               (dayofyear(d.day) + case when s.hemisphere = 'southern' then 182 else 0 end)
+                   % 365 as season_day
+        from sup s join grid_days d
+          on s.signup_at <= (d.day + 1)::timestamp
+         and (s.cancelled_at is null or s.cancelled_at > (d.day + 1)::timestamp)
+    """)
+    try:
+        lookups = [_lookup_sql(alias) for alias in _LOOKUPS]
+        for sql in (*_sources_sql(), *lookups, _features_sql(), _COHORT_SQL):
+            con.execute(sql)
+        reader = con.sql(
+            _OUTPUT_SQL + " order by f.event_timestamp, f.supplier_id"
+        ).to_arrow_reader(batch_rows)
+        for batch in reader:
+            yield _finish(batch.to_pandas())
+    finally:
+        con.close()
+
+
+def build_feature_table(
+    tables: Mapping[str, pa.Table | pd.DataFrame], days: Iterable[date], threads: int = 2
+) -> pd.DataFrame:
+    """All batches of :func:`iter_feature_batches` in one frame (for small data and tests)."""
+    batches = list(iter_feature_batches(tables, days, threads))
+    if not batches:
+        return _finish(pd.DataFrame(columns=[*KEY_COLUMNS, "day", *FEATURES]))
+    return pd.concat(batches, ignore_index=True)
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Health factors, column order and dtypes of the catalogue."""
+    frame = add_health(frame)
+    out = frame[list(KEY_COLUMNS) + list(FEATURES)].copy()
+    for name, (_, kind) in FEATURES.items():
+        if kind == "category":
+            out[name] = pd.Categorical(out[name], categories=CATEGORIES[name])
+        elif kind == "int":
+            out[name] = out[name].astype("int64")
+        else:
+            out[name] = out[name].astype("float64")
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    return out.reset_index(drop=True)

@@ -1,0 +1,97 @@
+"""Training sets: entity rows at a snapshot cadence, contract labels, Feast point-in-time features.
+
+Labels follow ``shared/DATA_CONTRACT.md``: a supplier active at ``t`` gets label 1 when it cancels
+in ``(t, t + H days]``. A row is used only when its label is fully observed by ``until``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Literal
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from feature_repo.definitions import service_columns
+
+SnapshotCadence = Literal["daily", "weekly", "monthly"]
+
+
+def snapshot_days(cadence: SnapshotCadence, first: date, last: date) -> list[date]:
+    """Grid days of a cadence: every day, every Sunday, or every month's last day.
+
+    A row for day ``d`` is stamped at the end of ``d`` (next midnight, UTC), like the features.
+    """
+    if cadence == "daily":
+        return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    if cadence == "weekly":
+        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
+        return [sunday + timedelta(days=k) for k in range(0, (last - sunday).days + 1, 7)]
+    if cadence == "monthly":
+        month_ends = pd.date_range(first, last, freq="ME")
+        return [d.date() for d in month_ends]
+    raise ValueError(f"unknown cadence {cadence!r}: daily, weekly or monthly")
+
+
+def entity_rows(
+    tables: Mapping[str, pd.DataFrame | pa.Table],
+    days: list[date],
+    horizon_days: int,
+    until: pd.Timestamp,
+) -> pd.DataFrame:
+    """Active suppliers at the end of each day, with their labels fully observed by ``until``.
+
+    Returns:
+        ``supplier_id``, ``event_timestamp`` (UTC) and ``label`` (int8), one row per pair.
+    """
+
+    def arrow(t: pd.DataFrame | pa.Table, cols: list[str]) -> pa.Table:
+        t = t if isinstance(t, pa.Table) else pa.Table.from_pandas(t[cols], preserve_index=False)
+        t = t.select(cols)
+        return pa.table(
+            {
+                c: (t[c].cast(pa.timestamp("us")) if pa.types.is_timestamp(t[c].type) else t[c])
+                for c in cols
+            }
+        )
+
+    con = duckdb.connect()
+    con.register("suppliers", arrow(tables["suppliers"], ["supplier_id", "signup_at"]))
+    con.register("cancellations", arrow(tables["cancellations"], ["supplier_id", "cancelled_at"]))
+    con.register("days", pa.table({"day": pa.array(days, pa.date32())}))
+    until_naive = pd.Timestamp(until).tz_convert("UTC").tz_localize(None)
+    frame = con.execute(
+        f"""
+        select s.supplier_id, (d.day + 1)::timestamp as event_timestamp,
+               coalesce(c.cancelled_at > (d.day + 1)::timestamp
+                        and c.cancelled_at <= (d.day + 1)::timestamp
+                            + interval {int(horizon_days)} day, false)::tinyint as label
+        from suppliers s join days d on s.signup_at <= (d.day + 1)::timestamp
+        left join cancellations c using (supplier_id)
+        where (c.cancelled_at is null or c.cancelled_at > (d.day + 1)::timestamp)
+          and (d.day + 1)::timestamp + interval {int(horizon_days)} day <= ?
+        order by event_timestamp, supplier_id
+    """,
+        [until_naive.to_pydatetime()],
+    ).df()
+    con.close()
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).dt.tz_localize("UTC")
+    return frame
+
+
+def historical_features(store, service: str, entities: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time features of a Feast feature service for ``entities`` (Feast's join).
+
+    The result keeps the entity rows' order and extra columns (such as ``label``).
+    """
+    ordered = entities.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
+    frame = store.get_historical_features(
+        entity_df=ordered, features=store.get_feature_service(service)
+    ).to_df()
+    frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    missing = [c for c in service_columns(service) if c not in frame.columns]
+    if missing:
+        raise RuntimeError(f"feature service {service} did not return {missing}")
+    return frame

@@ -1,0 +1,151 @@
+"""Feature-store jobs: build and register the feature table, materialise it, show a supplier."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.feature_table import Cadence, connect, data_span, iter_feature_batches
+from features.raw_reader import RawTables, load_raw
+from wedsync_cs.settings import Settings
+
+
+@dataclass(frozen=True)
+class FeatureBuild:
+    """What a feature build wrote (also kept as ``features/build.json`` under CS_HOME)."""
+
+    raw: str
+    first_day: str
+    last_day: str
+    days_built: int
+    rows_written: int
+    rows_total: int
+    suppliers: int
+    seconds: float
+    incremental: bool
+
+    @property
+    def data_end(self) -> datetime:
+        """The end of the last day with data: the default materialisation instant."""
+        return pd.Timestamp(date.fromisoformat(self.last_day) + timedelta(days=1), tz="UTC")
+
+
+def store_config(settings: Settings):  # -> feature_repo.store.StoreConfig
+    from feature_repo.store import StoreConfig
+
+    return StoreConfig(
+        root=settings.feature_store_dir,
+        feature_table=settings.feature_table_path,
+        project=settings.feast_project,
+        online_store=settings.online_store,
+        redis_connection=settings.redis_connection,
+    )
+
+
+def _existing_days(path: Path) -> set[date]:
+    if not path.exists():
+        return set()
+    stamps = pq.read_table(path, columns=["event_timestamp"])["event_timestamp"]
+    unique = pa.compute.unique(stamps).to_pandas()
+    return {(ts - pd.Timedelta(days=1)).date() for ts in unique}
+
+
+def build_features(
+    settings: Settings,
+    raw: Path,
+    *,
+    quarantine: Path | None = None,
+    incremental: bool = False,
+    extra_days: tuple[date, ...] = (),
+    tables: RawTables | None = None,
+) -> FeatureBuild:
+    """Validate ``raw``, compute the feature table, write it atomically and register it in Feast.
+
+    With ``incremental``, only grid days not yet in the table are computed and appended: rows of
+    earlier days cannot change with later data (they are point-in-time), so they are kept.
+    """
+    from feature_repo.store import apply_definitions, open_store
+
+    began = time.perf_counter()
+    tables = tables or load_raw(raw, quarantine)
+    con = connect(tables.frames, settings.threads)
+    first, last = data_span(con)
+    con.close()
+    cadence = Cadence(settings.feature_history_every_days, settings.feature_recent_days)
+    days = cadence.days(first, last, extra_days)
+    path = settings.feature_table_path
+    have = _existing_days(path) if incremental else set()
+    todo = [d for d in days if d not in have]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".parquet", dir=path.parent)
+    os.close(fd)
+    written = total = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        if have:
+            old = pq.ParquetFile(path)
+            writer = pq.ParquetWriter(tmp, old.schema_arrow, compression="zstd")
+            for i in range(old.num_row_groups):
+                group = old.read_row_group(i)
+                writer.write_table(group)
+                total += group.num_rows
+        for batch in iter_feature_batches(
+            tables.frames, todo, settings.threads, settings.feature_memory_limit
+        ):
+            table = pa.Table.from_pandas(batch, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            writer.write_table(table.cast(writer.schema))
+            written += table.num_rows
+        if writer is None:
+            raise ValueError(f"no supplier is active on any feature day of {raw}")
+        writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    cfg = store_config(settings)
+    apply_definitions(open_store(cfg), cfg)
+    build = FeatureBuild(
+        raw=str(Path(raw).resolve()),
+        first_day=first.isoformat(),
+        last_day=last.isoformat(),
+        days_built=len(todo),
+        rows_written=written,
+        rows_total=total + written,
+        suppliers=len(tables["suppliers"]),
+        seconds=round(time.perf_counter() - began, 1),
+        incremental=incremental,
+    )
+    (path.parent / "build.json").write_text(json.dumps(asdict(build), indent=2))
+    return build
+
+
+def last_build(settings: Settings) -> FeatureBuild:
+    meta = settings.feature_table_path.parent / "build.json"
+    if not meta.exists():
+        raise FileNotFoundError(
+            f"no feature build under {settings.home_dir}: run `wedsync-cs features build` first"
+        )
+    return FeatureBuild(**json.loads(meta.read_text()))
+
+
+def materialize_features(settings: Settings, as_of: datetime | None = None) -> datetime:
+    """Load each supplier's latest feature row up to ``as_of`` (default: end of the data)."""
+    from feature_repo.definitions import FEATURE_TTL
+    from feature_repo.store import materialize, open_store
+
+    end = as_of or last_build(settings).data_end
+    materialize(open_store(store_config(settings)), end - FEATURE_TTL, end)
+    return end
