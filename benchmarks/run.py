@@ -36,9 +36,15 @@ class Result:
         )
 
 
+MARK = "BENCH_RESULT"
+_PREAMBLE = f"""
+import json as _json
+def emit(result):
+    print("\\n{MARK}", _json.dumps(result), flush=True)
+"""
 _PEAK = """
-import json as _json, resource as _resource
-print(_json.dumps({"peak_kb": _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss}))
+import resource as _resource
+emit({"peak_kb": _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss})
 """
 
 
@@ -47,7 +53,7 @@ def _child(code: str) -> tuple[float, float, dict]:
     the JSON it printed last."""
     began = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code + _PEAK],
+        [sys.executable, "-c", _PREAMBLE + code + _PEAK],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -56,9 +62,12 @@ def _child(code: str) -> tuple[float, float, dict]:
     seconds = time.perf_counter() - began
     if out.returncode:
         raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
-    lines = out.stdout.strip().splitlines()
-    peak_kb = json.loads(lines[-1])["peak_kb"]
-    return seconds, peak_kb / 1024**2, json.loads(lines[-2])
+    found = [
+        json.loads(line.split(MARK, 1)[1]) for line in out.stdout.splitlines() if MARK in line
+    ]
+    if len(found) != 2:
+        raise RuntimeError(f"benchmark printed no result:\n{out.stdout[-3000:]}")
+    return seconds, found[1]["peak_kb"] / 1024**2, found[0]
 
 
 def bench_simulator(suppliers: int, days: int, workdir: Path) -> Result:
@@ -68,7 +77,7 @@ from pathlib import Path
 from features.simulator import SimulationConfig, simulate
 s = simulate(SimulationConfig(suppliers={suppliers}, days={days}, seed=1),
              Path({str(workdir / "sim")!r}), overwrite=True)
-print(json.dumps({{"rows": s.rows, "monthly_churn_rate": round(s.monthly_churn_rate, 4),
+emit(({{"rows": s.rows, "monthly_churn_rate": round(s.monthly_churn_rate, 4),
                   "truth_rows": s.truth_rows, "truth_mean_se": round(s.truth_mean_se, 5),
                   "inner_seconds": round(s.seconds, 1)}}))
 """
@@ -81,7 +90,7 @@ def bench_validation(workdir: Path) -> Result:
 import json
 from features.raw_reader import load_raw
 t = load_raw({str(workdir / "sim" / "raw")!r})
-print(json.dumps({{"rows": int(sum(len(f) for f in t.frames.values())), "ok": t.report.ok}}))
+emit(({{"rows": int(sum(len(f) for f in t.frames.values())), "ok": t.report.ok}}))
 """
     seconds, peak, details = _child(code)
     return Result("validate that folder", seconds, peak, 180, 8, details)
@@ -95,7 +104,7 @@ from wedsync_cs.settings import Settings
 from wedsync_cs.feature_jobs import build_features
 settings = Settings(home=Path({str(workdir / "home")!r}))
 b = build_features(settings, Path({str(workdir / "sim" / "raw")!r}))
-print(json.dumps({{"rows": b.rows_total, "days": b.days_built, "inner_seconds": b.seconds}}))
+emit(({{"rows": b.rows_total, "days": b.days_built, "inner_seconds": b.seconds}}))
 """
     seconds, peak, details = _child(code)
     return Result("features build (validate+DuckDB+Feast)", seconds, peak, 300, 8, details)
@@ -120,7 +129,7 @@ rows = rows.assign(event_timestamp=rows.event_timestamp
 store = open_store(store_config(settings))
 t0 = time.perf_counter()
 frame = historical_features(store, "churn_v1", rows)
-print(json.dumps({{"rows": len(frame), "columns": frame.shape[1],
+emit(({{"rows": len(frame), "columns": frame.shape[1],
                   "retrieval_seconds": round(time.perf_counter() - t0, 1),
                   "non_null_share": round(float(frame["logins_30d"].notna().mean()), 4)}}))
 """
@@ -143,8 +152,9 @@ apply_definitions(store, store_config(settings))
 t0 = time.perf_counter()
 materialize_features(settings)
 materialize_s = time.perf_counter() - t0
-ids = pq.read_table(settings.feature_table_path, columns=["supplier_id"])["supplier_id"]
-ids = ids.unique().to_pylist()
+keys = pq.read_table(settings.feature_table_path, columns=["supplier_id", "event_timestamp"])
+keys = keys.to_pandas()
+ids = keys.loc[keys.event_timestamp == keys.event_timestamp.max(), "supplier_id"].tolist()
 rng = np.random.default_rng(1)
 service = store.get_feature_service("churn_v1")
 lat = []
@@ -155,7 +165,7 @@ for i in rng.choice(len(ids), {reads}):
 lat = np.array(lat) * 1000
 if {store_kind!r} == "redis":
     store.teardown()
-print(json.dumps({{"materialize_seconds": round(materialize_s, 1), "reads": {reads},
+emit(({{"materialize_seconds": round(materialize_s, 1), "reads": {reads},
                   "p50_ms": round(float(np.percentile(lat, 50)), 2),
                   "p99_ms": round(float(np.percentile(lat, 99)), 2)}}))
 """
@@ -163,7 +173,39 @@ print(json.dumps({{"materialize_seconds": round(materialize_s, 1), "reads": {rea
     return Result(f"online reads ({store_kind})", seconds, peak, 600, 8, details)
 
 
-BENCHES = ("simulator", "validation", "features", "historical", "online")
+def bench_incremental(workdir: Path) -> Result:
+    """One more day of data: a build on all but the last day, then an incremental build."""
+    code = f"""
+import json, time
+from pathlib import Path
+import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+from features.as_of import export_at
+from features.raw_reader import load_raw
+from features.feature_table import connect, data_span
+from wedsync_cs.settings import Settings
+from wedsync_cs.feature_jobs import build_features
+raw = Path({str(workdir / "sim" / "raw")!r})
+tables = load_raw(raw)
+con = connect(tables.frames); first, last = data_span(con); con.close()
+yesterday = Path({str(workdir / "yesterday")!r}); yesterday.mkdir(exist_ok=True)
+for name, frame in export_at(tables.frames, pd.Timestamp(last, tz="UTC")).items():
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, yesterday / f"{{name}}.parquet")
+del tables
+settings = Settings(home=Path({str(workdir / "home_inc")!r}))
+full = build_features(settings, yesterday)
+t0 = time.perf_counter()
+inc = build_features(settings, raw, incremental=True)
+emit(({{"yesterday_full_seconds": full.seconds, "incremental_seconds": inc.seconds,
+                  "incremental_wall_seconds": round(time.perf_counter() - t0, 1),
+                  "days_built": inc.days_built, "rows_written": inc.rows_written,
+                  "rows_total": inc.rows_total}}))
+"""
+    seconds, peak, details = _child(code)
+    return Result("one more day: full + incremental", seconds, peak, 600, 8, details)
+
+
+BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
 
 
 def main() -> None:
@@ -171,6 +213,9 @@ def main() -> None:
     parser.add_argument("--suppliers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--entity-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--data", type=Path, help="reuse this simulated folder (with raw/) instead of simulating"
+    )
     parser.add_argument(
         "--only",
         choices=BENCHES,
@@ -181,12 +226,17 @@ def main() -> None:
     chosen = args.only or list(BENCHES)
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
         workdir = Path(tmp)
-        results = [bench_simulator(args.suppliers, args.days, workdir)]
-        print(results[-1].line(), flush=True)
-        print("   ", json.dumps(results[-1].details), flush=True)
+        results = []
+        if args.data:
+            (workdir / "sim").symlink_to(args.data.resolve())
+        else:
+            results.append(bench_simulator(args.suppliers, args.days, workdir))
+            print(results[-1].line(), flush=True)
+            print("   ", json.dumps(results[-1].details), flush=True)
         steps = {
             "validation": lambda: [bench_validation(workdir)],
             "features": lambda: [bench_features(workdir)],
+            "incremental": lambda: [bench_incremental(workdir)],
             "historical": lambda: [bench_historical(workdir, args.entity_rows)],
             "online": lambda: [bench_online(workdir, "sqlite"), bench_online(workdir, "redis")],
         }

@@ -16,16 +16,7 @@ HEALTH_SERVICE: Final = "health_v1"
 SOURCE_NAME: Final = "supplier_features"
 # Rows are at most a week apart (the weekly cadence); older rows are stale.
 FEATURE_TTL: Final = timedelta(days=8)
-CHURN_FAMILIES: Final = (
-    "login",
-    "adoption",
-    "engagement",
-    "support",
-    "billing",
-    "onboarding",
-    "season",
-    "account",
-)
+CHURN_FAMILIES: Final = tuple(f for f in FAMILIES if f != "health")
 HEALTH_FAMILIES: Final = ("health",)
 _FEAST_TYPE = {"float": Float64, "int": Int64, "category": String}
 

@@ -6,9 +6,9 @@ serving. Nobody copies a feature list.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
-from features.contract import CORE_FEATURES, MILESTONE_TYPES
+from features.contract import CORE_FEATURES, MILESTONE_TYPES, SUBSCRIPTION_TIERS, VENDOR_TYPES
 
 Family = Literal[
     "login",
@@ -25,7 +25,7 @@ Kind = Literal["float", "int", "category"]
 
 ADOPTION_STAGES: Final = ("never_used", "trial", "adopting", "power_user", "churned")
 SEGMENTS: Final = ("new_user", "established", "power_user")
-TIERS: Final = ("starter", "professional", "scale", "enterprise")
+TIERS: Final = SUBSCRIPTION_TIERS
 HEALTH_FACTORS: Final = (
     "login_frequency",
     "feature_adoption",
@@ -101,33 +101,11 @@ _F: list[tuple[str, Family, Kind]] = [
     ("health_score", "health", "float"),
 ]
 FEATURES: Final[dict[str, tuple[Family, Kind]]] = {n: (fam, k) for n, fam, k in _F}
-FAMILIES: Final[tuple[Family, ...]] = (
-    "login",
-    "adoption",
-    "engagement",
-    "support",
-    "billing",
-    "onboarding",
-    "season",
-    "account",
-    "health",
-)
+FAMILIES: Final[tuple[Family, ...]] = get_args(Family)
 CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     **{f"{f}_stage": ADOPTION_STAGES for f in CORE_FEATURES},
     "subscription_tier": TIERS,
-    "vendor_type": (
-        "photographer",
-        "videographer",
-        "venue",
-        "florist",
-        "caterer",
-        "planner",
-        "dj_band",
-        "baker",
-        "hair_makeup",
-        "stationer",
-        "other",
-    ),
+    "vendor_type": VENDOR_TYPES,
     "hemisphere": ("northern", "southern"),
     "health_segment": SEGMENTS,
 }

@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from features import contract
 from features.catalog import (
     CATEGORIES,
     CRITICAL_PATH,
@@ -30,12 +32,14 @@ from features.catalog import (
     FEATURES,
     KEY_COLUMNS,
     MILESTONE_TARGET_DAYS,
+    TIERS,
 )
 from features.contract import CORE_FEATURES, MILESTONE_TYPES, SOUTHERN_HEMISPHERE_COUNTRIES
 from features.health import add_health
 
 LOOKBACKS = (7, 30, 60, 90)
-TIER_RANK = "list_position(['starter','professional','scale','enterprise'], {}) - 1"
+_TIER_LIST = "[" + ", ".join(f"'{t}'" for t in TIERS) + "]"
+TIER_RANK = "list_position(" + _TIER_LIST + ", {}) - 1"
 
 
 @dataclass(frozen=True)
@@ -76,17 +80,35 @@ def data_span(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
     return first, last
 
 
-def connect(
-    tables: Mapping[str, pa.Table | pd.DataFrame], threads: int = 2
-) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the contract tables registered.
+Source = Mapping[str, pa.Table | pd.DataFrame] | Path
+_DUCK_TYPE = {"string": "varchar", "int64": "bigint", "double": "double", "date32[day]": "date"}
+
+
+def connect(source: Source, threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the contract tables as ``suppliers``, ``activity_daily``, ...
+
+    ``source`` is either validated tables (registered without a copy) or a folder of validated
+    contract files, scanned by DuckDB itself so that large data never sits in Python.
 
     Contract timestamps are UTC; DuckDB gets them as plain timestamps holding the same UTC
     instants (time-zone support would need DuckDB's ICU extension, which is not installable
     offline), and results are stamped UTC again on the way out.
     """
     con = duckdb.connect(config={"threads": threads})
-    for name, table in tables.items():
+    if isinstance(source, Path):
+        for spec in contract.TABLES:
+            path = source / f"{spec.name}.parquet"
+            if not path.exists():
+                con.register(spec.name, _naive_utc(spec.schema.empty_table()))
+                continue
+            cols = ", ".join(
+                f"cast({c} as {'timestamp' if pa.types.is_timestamp(t) else _DUCK_TYPE[str(t)]})"
+                f" as {c}"
+                for c, t in spec.columns
+            )
+            con.execute(f"create view {spec.name} as select {cols} from read_parquet('{path}')")
+        return con
+    for name, table in source.items():
         if isinstance(table, pd.DataFrame):
             table = pa.Table.from_pandas(table, preserve_index=False)
         con.register(name, _naive_utc(table))
@@ -369,7 +391,7 @@ def _features_sql() -> str:
         sin(2 * pi() * g.season_day / 365.25) as season_sin,
         cos(2 * pi() * g.season_day / 365.25) as season_cos,
         g.day - g.signup_day as tenure_days,
-        ['starter', 'professional', 'scale', 'enterprise'][(1 + least(3, greatest(0,
+        {_TIER_LIST}[(1 + least({len(TIERS) - 1}, greatest(0,
             g.tier_now - (coalesce(tot.c_upgrades, 0) - coalesce(b.c_upgrades__0, 0))
             + (coalesce(tot.c_downgrades, 0) - coalesce(b.c_downgrades__0, 0)))))::bigint]
             as subscription_tier,
@@ -401,16 +423,17 @@ _OUTPUT_SQL = """
 
 
 def iter_feature_batches(
-    tables: Mapping[str, pa.Table | pd.DataFrame],
+    source: Source,
     days: Iterable[date],
     threads: int = 2,
-    memory_limit: str = "3GB",
-    batch_rows: int = 1_000_000,
+    memory_limit: str = "4GB",
+    batch_rows: int = 250_000,
 ) -> Iterator[pd.DataFrame]:
     """Features of every supplier active at the end of each of ``days``, in batches.
 
     Args:
-        tables: validated contract tables by name (see :func:`features.raw_reader.load_raw`).
+        source: validated contract tables by name (see :func:`features.raw_reader.load_raw`),
+            or a folder of validated contract files.
         days: grid days; each row is stamped at the end of its day (next midnight, UTC).
         memory_limit: DuckDB's working memory; beyond it DuckDB spills to disk.
 
@@ -419,7 +442,7 @@ def iter_feature_batches(
         :data:`features.catalog.FEATURES`, categories as pandas categoricals; rows ordered by
         ``event_timestamp`` then ``supplier_id`` across batches.
     """
-    con = connect(tables, threads)
+    con = connect(source, threads)
     con.execute(f"set memory_limit = '{memory_limit}'")
     con.register("grid_days", pa.table({"day": pa.array(sorted(set(days)), pa.date32())}))
     southern = _q(sorted(SOUTHERN_HEMISPHERE_COUNTRIES))
@@ -455,11 +478,9 @@ def iter_feature_batches(
         con.close()
 
 
-def build_feature_table(
-    tables: Mapping[str, pa.Table | pd.DataFrame], days: Iterable[date], threads: int = 2
-) -> pd.DataFrame:
+def build_feature_table(source: Source, days: Iterable[date], threads: int = 2) -> pd.DataFrame:
     """All batches of :func:`iter_feature_batches` in one frame (for small data and tests)."""
-    batches = list(iter_feature_batches(tables, days, threads))
+    batches = list(iter_feature_batches(source, days, threads))
     if not batches:
         return _finish(pd.DataFrame(columns=[*KEY_COLUMNS, "day", *FEATURES]))
     return pd.concat(batches, ignore_index=True)

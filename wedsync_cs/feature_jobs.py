@@ -59,6 +59,19 @@ def _existing_days(path: Path) -> set[date]:
     return {(ts - pd.Timedelta(days=1)).date() for ts in unique}
 
 
+def _validated_files(tables: RawTables, raw: Path, staging: Path) -> Path:
+    """A folder of contract files holding exactly the valid rows: ``raw`` itself when nothing
+    was quarantined, else the valid rows written under CS_HOME."""
+    if tables.report.ok:
+        return raw
+    staging.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.frames.items():
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False), staging / f"{name}.parquet"
+        )
+    return staging
+
+
 def build_features(
     settings: Settings,
     raw: Path,
@@ -77,7 +90,11 @@ def build_features(
 
     began = time.perf_counter()
     tables = tables or load_raw(raw, quarantine)
-    con = connect(tables.frames, settings.threads)
+    n_suppliers = len(tables["suppliers"])
+    source = _validated_files(tables, Path(raw), settings.home_dir / "data" / "validated")
+    del tables  # DuckDB scans the files; the frames need not stay in memory
+    pa.default_memory_pool().release_unused()
+    con = connect(source, settings.threads)
     first, last = data_span(con)
     con.close()
     cadence = Cadence(settings.feature_history_every_days, settings.feature_recent_days)
@@ -99,7 +116,7 @@ def build_features(
                 writer.write_table(group)
                 total += group.num_rows
         for batch in iter_feature_batches(
-            tables.frames, todo, settings.threads, settings.feature_memory_limit
+            source, todo, settings.threads, settings.feature_memory_limit
         ):
             table = pa.Table.from_pandas(batch, preserve_index=False)
             if writer is None:
@@ -124,7 +141,7 @@ def build_features(
         days_built=len(todo),
         rows_written=written,
         rows_total=total + written,
-        suppliers=len(tables["suppliers"]),
+        suppliers=n_suppliers,
         seconds=round(time.perf_counter() - began, 1),
         incremental=incremental,
     )

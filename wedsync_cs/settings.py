@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         default=35, ge=0, description="Daily feature rows over the last N days (for serving)."
     )
     feature_memory_limit: str = Field(
-        default="3GB", description="DuckDB working memory for the feature build (spills beyond)."
+        default="4GB", description="DuckDB working memory for the feature build (spills beyond)."
     )
     feast_project: str = Field(
         default="wedsync_cs",
