@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from features.feature_table import Cadence, connect, data_span, iter_feature_batches
 from features.raw_reader import RawTables, load_raw
+from training.dataset import SnapshotCadence
 from wedsync_cs.settings import Settings
 
 
@@ -166,3 +167,37 @@ def materialize_features(settings: Settings, as_of: datetime | None = None) -> d
     end = as_of or last_build(settings).data_end
     materialize(open_store(store_config(settings)), end - FEATURE_TTL, end)
     return end
+
+
+def training_set(
+    settings: Settings,
+    raw: Path,
+    service: str,
+    cadence: SnapshotCadence,
+    horizon_days: int,
+    until: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Labelled entity rows at a cadence with the service's point-in-time features.
+
+    The feature table gets rows at exactly the cadence's days first (an incremental build adds
+    the missing ones), so no entity row is served a stale feature row.
+
+    Args:
+        until: labels must be observed by then (default: the end of the data).
+    """
+    from feature_repo.store import open_store
+    from training.dataset import entity_rows, historical_features, snapshot_days
+
+    tables = load_raw(raw)
+    con = connect(tables.frames, settings.threads)
+    first, last = data_span(con)
+    con.close()
+    days = snapshot_days(cadence, first, last)
+    entities = entity_rows(
+        tables.frames,
+        days,
+        horizon_days,
+        until or pd.Timestamp(last + timedelta(days=1), tz="UTC"),
+    )
+    build_features(settings, raw, incremental=True, extra_days=tuple(days), tables=tables)
+    return historical_features(open_store(store_config(settings)), service, entities)

@@ -20,7 +20,12 @@ from features.raw_reader import load_raw
 from features.simulator import SimulationConfig, simulate
 from tests.conftest import require_service
 from training.dataset import entity_rows, historical_features, snapshot_days
-from wedsync_cs.feature_jobs import build_features, materialize_features, store_config
+from wedsync_cs.feature_jobs import (
+    build_features,
+    materialize_features,
+    store_config,
+    training_set,
+)
 from wedsync_cs.settings import Settings
 
 DAYS = 150
@@ -183,3 +188,15 @@ def test_snapshot_cadences() -> None:
     ]
     with pytest.raises(ValueError, match="unknown cadence"):
         snapshot_days("hourly", first, last)  # type: ignore[arg-type]
+
+
+def test_monthly_training_set_gets_features_of_exactly_its_days(sim: Path, tmp_path) -> None:
+    settings = _settings(tmp_path)
+    frame = training_set(settings, sim / "raw", CHURN_SERVICE, "monthly", 30)
+    stamps = sorted(frame["event_timestamp"].unique())
+    assert [s.strftime("%m-%d") for s in stamps] == ["02-01", "03-01", "04-01"]
+    table = _table(settings)
+    exact = frame.merge(table, on=["supplier_id", "event_timestamp"], suffixes=("", "_row"))
+    assert len(exact) == len(frame)  # a feature row at exactly each entity's instant
+    np.testing.assert_allclose(exact["logins_30d"], exact["logins_30d_row"])
+    assert set(frame["label"]) <= {0, 1} and frame["label"].sum() > 0
