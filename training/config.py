@@ -1,0 +1,84 @@
+"""Experiment configuration: versioned YAML under ``experiments/`` parsed into frozen models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Range(_Frozen):
+    """One hyperparameter's search range."""
+
+    low: float
+    high: float
+    kind: Literal["int", "float"] = "float"
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scaled range needs low > 0")
+        return self
+
+
+class Tuning(_Frozen):
+    trials: int = Field(ge=1)
+    time_budget_seconds: float = Field(gt=0)
+    seed: int = 0
+    search_space: dict[str, Range]
+    max_rounds: int = Field(default=1000, ge=10)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+
+
+class Thresholds(_Frozen):
+    healthy: float = 75
+    at_risk: float = 50
+    churn_critical: float = 0.8
+    churn_high: float = 0.6
+    churn_medium: float = 0.4
+    top_k: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if not self.at_risk < self.healthy:
+            raise ValueError("at_risk must be below healthy")
+        if not self.churn_medium < self.churn_high < self.churn_critical:
+            raise ValueError("churn thresholds must rise: medium < high < critical")
+        return self
+
+
+class ExperimentConfig(_Frozen):
+    """Everything a training run needs besides the data."""
+
+    name: str
+    feature_service: str
+    health_service: str
+    horizon_days: int = Field(ge=1)
+    cadence: Literal["daily", "weekly", "monthly"]
+    holdout_share: float = Field(gt=0, lt=1)
+    folds: int = Field(ge=2)
+    calibration_share: float = Field(gt=0, lt=0.5)
+    tuning: Tuning
+    thresholds: Thresholds = Thresholds()
+
+
+def load_experiment(path: Path) -> ExperimentConfig:
+    """Parse an experiment YAML; errors name the file and the offending field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read experiment {path}: {err}") from err
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValueError as err:
+        raise ValueError(f"experiment {path} is invalid: {err}") from err
