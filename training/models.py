@@ -1,0 +1,53 @@
+"""Model factories and the feature matrix: tuning, training and tests build models the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import xgboost as xgb
+
+from features.catalog import CATEGORIES, FEATURES
+
+
+def feature_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The model's input: the service's columns, categories with the catalogue's fixed levels
+    (so codes never depend on which values a batch happens to hold), numbers as float.
+
+    Raises:
+        KeyError: a column of the service is missing from ``frame``.
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns missing from the frame: {missing}")
+    out = {}
+    for name in columns:
+        if FEATURES[name][1] == "category":
+            out[name] = pd.Categorical(frame[name].astype(object), categories=CATEGORIES[name])
+        else:
+            out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def make_churn_model(
+    params: Mapping[str, Any],
+    *,
+    n_estimators: int = 1000,
+    early_stopping_rounds: int | None = None,
+    threads: int = 2,
+    seed: int = 0,
+) -> xgb.XGBClassifier:
+    """An unfitted XGBoost churn classifier with the given hyperparameters."""
+    return xgb.XGBClassifier(
+        n_estimators=n_estimators,
+        early_stopping_rounds=early_stopping_rounds,
+        enable_categorical=True,
+        tree_method="hist",
+        max_cat_to_onehot=1,
+        objective="binary:logistic",
+        eval_metric="logloss",
+        n_jobs=threads,
+        random_state=seed,
+        **dict(params),
+    )

@@ -1,0 +1,87 @@
+"""Optuna tuning of the churn model on time-ordered folds inside the training window."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.metrics import log_loss
+
+from training.config import Range, Tuning
+from training.models import make_churn_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    params: dict
+    rounds: int
+    fold_log_loss: float
+    trials_run: int
+    trials_pruned: int
+
+
+def _suggest(trial: optuna.Trial, name: str, r: Range) -> float | int:
+    if r.kind == "int":
+        return trial.suggest_int(name, int(r.low), int(r.high), log=r.log)
+    return trial.suggest_float(name, r.low, r.high, log=r.log)
+
+
+def tune(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    tuning: Tuning,
+    threads: int = 2,
+) -> TuningResult:
+    """Search hyperparameters by mean validation log loss over the folds.
+
+    Each trial fits one model per fold with early stopping on that fold's validation block;
+    after each fold the running mean is reported, so the median pruner stops poor trials early.
+    """
+    y = np.asarray(y)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {n: _suggest(trial, n, r) for n, r in tuning.search_space.items()}
+        losses, rounds = [], []
+        for i, (train, valid) in enumerate(folds):
+            model = make_churn_model(
+                params,
+                n_estimators=tuning.max_rounds,
+                early_stopping_rounds=tuning.early_stopping_rounds,
+                threads=threads,
+                seed=tuning.seed,
+            )
+            model.fit(X[train], y[train], eval_set=[(X[valid], y[valid])], verbose=False)
+            p = model.predict_proba(X[valid])[:, 1]
+            losses.append(log_loss(y[valid], p, labels=[0, 1]))
+            rounds.append(model.best_iteration + 1)
+            trial.report(float(np.mean(losses)), i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        trial.set_user_attr("rounds", int(np.mean(rounds)))
+        return float(np.mean(losses))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=tuning.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+    )
+    study.optimize(objective, n_trials=tuning.trials, timeout=tuning.time_budget_seconds)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise RuntimeError("no tuning trial completed within the budget")
+    best = study.best_trial
+    log.info("tuning: %d trials, best fold log loss %.5f", len(study.trials), best.value)
+    return TuningResult(
+        params=dict(best.params),
+        rounds=int(best.user_attrs["rounds"]),
+        fold_log_loss=float(best.value),
+        trials_run=len(study.trials),
+        trials_pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+    )
