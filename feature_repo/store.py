@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
 import yaml
 from feast import FeatureStore
 from feast.repo_config import RepoConfig
@@ -60,19 +57,6 @@ def open_store(cfg: StoreConfig) -> FeatureStore:
         + yaml.safe_dump(config, sort_keys=False)
     )
     return FeatureStore(config=RepoConfig(repo_path=str(root), **config), repo_path=str(root))
-
-
-def write_feature_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write the offline table atomically (a reader sees the old or the new file, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def apply_definitions(store: FeatureStore, cfg: StoreConfig) -> None:

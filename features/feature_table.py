@@ -37,7 +37,6 @@ from features.catalog import (
 from features.contract import CORE_FEATURES, MILESTONE_TYPES, SOUTHERN_HEMISPHERE_COUNTRIES
 from features.health import add_health
 
-LOOKBACKS = (7, 30, 60, 90)
 _TIER_LIST = "[" + ", ".join(f"'{t}'" for t in TIERS) + "]"
 TIER_RANK = "list_position(" + _TIER_LIST + ", {}) - 1"
 

@@ -78,10 +78,6 @@ class Settings(BaseSettings):
         """The offline feature table Feast reads (one Parquet file)."""
         return self.home_dir / "features" / "supplier_features.parquet"
 
-    @property
-    def reports_dir(self) -> Path:
-        return self.home_dir / "reports"
-
     def ensure_home(self) -> Path:
         """Create the home folder on first use (never at import)."""
         self.home_dir.mkdir(parents=True, exist_ok=True)
