@@ -1,0 +1,53 @@
+"""SHAP attributions: they add up to the model's margin, and group into factor families."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.explain import explain
+from training.models import feature_matrix, make_churn_model
+
+COLUMNS = [
+    "logins_30d",
+    "login_ewm_rate_7d",
+    "unresolved_payment_failure",
+    "vendor_type",
+    "tenure_days",
+]
+
+
+def _fit():
+    rng = np.random.default_rng(4)
+    n = 2000
+    frame = pd.DataFrame(
+        {
+            "logins_30d": rng.poisson(15, n),
+            "login_ewm_rate_7d": rng.exponential(1, n),
+            "unresolved_payment_failure": (rng.random(n) < 0.1).astype(int),
+            "vendor_type": rng.choice(["venue", "florist"], n),
+            "tenure_days": rng.integers(0, 700, n),
+        }
+    )
+    logit = -2 - 0.1 * (frame.logins_30d - 15) + 3 * frame.unresolved_payment_failure
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = feature_matrix(frame, COLUMNS)
+    return make_churn_model({"max_depth": 3}, n_estimators=60, threads=1).fit(X, y), X
+
+
+def test_shap_values_sum_to_the_margin() -> None:
+    model, X = _fit()
+    e = explain(model, X.head(200))
+    margin = model.predict(X.head(200), output_margin=True)
+    np.testing.assert_allclose(e.values.sum(axis=1) + e.base, margin, atol=1e-4)
+
+
+def test_families_add_up_and_name_the_driver() -> None:
+    model, X = _fit()
+    e = explain(model, X)
+    grouped = e.by_family()
+    assert set(grouped.columns) == {"login", "billing", "account"}
+    np.testing.assert_allclose(grouped.sum(axis=1), e.values.sum(axis=1), atol=1e-6)
+    failing = X.index[X.unresolved_payment_failure == 1][:20]
+    tops = e.top_factors(1)
+    assert all(tops[X.index.get_loc(i)][0] == "billing" for i in failing)
