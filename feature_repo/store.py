@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -62,8 +61,3 @@ def open_store(cfg: StoreConfig) -> FeatureStore:
 def apply_definitions(store: FeatureStore, cfg: StoreConfig) -> None:
     views = feature_views(cfg.feature_table)
     store.apply([supplier, *views, *feature_services(views)])
-
-
-def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
-    """Load the latest row per supplier in (start, end] into the online store."""
-    store.materialize(start_date=start, end_date=end)

@@ -125,7 +125,12 @@ def _q(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-DOUBLE_SUMS = {"minutes", "resolution_hours"}
+# Running totals per supplier, in day order (every source table's window).
+_RUNNING = """window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)"""
+# The contract's "active at t" for a relation ``s`` holding signup_at and cancelled_at: signed
+# up at or before t, and no cancellation at or before t.
+ACTIVE_AT = "s.signup_at <= {t} and (s.cancelled_at is null or s.cancelled_at > {t})"
 
 
 def _sources_sql() -> list[str]:
@@ -146,8 +151,7 @@ def _sources_sql() -> list[str]:
         )
     }
           from activity_daily a join sup s using (supplier_id) group by all)
-    window w as (partition by supplier_id order by day
-                 rows between unbounded preceding and current row)
+    {_RUNNING}
     """
     usage = f"""
     create temp table cum_use as
@@ -158,8 +162,7 @@ def _sources_sql() -> list[str]:
         ", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)
     }
           from feature_usage_daily group by all)
-    window w as (partition by supplier_id order by day
-                 rows between unbounded preceding and current row)
+    {_RUNNING}
     """
     ticket_cols = [
         "tickets_created",
@@ -174,7 +177,7 @@ def _sources_sql() -> list[str]:
     select supplier_id, day, {", ".join(f"sum({c}) over w as c_{c}" for c in ticket_cols)}
     from (select supplier_id, day, {
         ", ".join(
-            f"coalesce(sum({c}), 0)::{'double' if c in DOUBLE_SUMS else 'integer'} as {c}"
+            f"coalesce(sum({c}), 0)::{'double' if c == 'resolution_hours' else 'integer'} as {c}"
             for c in ticket_cols
         )
     }
@@ -191,8 +194,7 @@ def _sources_sql() -> list[str]:
                        (satisfaction_rating <= 2)::integer as bad_ratings
                 from support_tickets where satisfaction_rating is not null)
           group by all)
-    window w as (partition by supplier_id order by day
-                 rows between unbounded preceding and current row)
+    {_RUNNING}
     """
     bill_kinds = {
         "payments_failed": "payment_failed",
@@ -219,8 +221,7 @@ def _sources_sql() -> list[str]:
                      as succeeded_at,
                  arg_max(amount, occurred_at) filter (where {priced}) as price
           from billing_events group by all)
-    window w as (partition by supplier_id order by day
-                 rows between unbounded preceding and current row)
+    {_RUNNING}
     """
     milestones = f"""
     create temp table cum_ms as
@@ -232,8 +233,7 @@ def _sources_sql() -> list[str]:
         ", ".join(f"max((milestone_type = '{m}')::integer) as ms_{m}" for m in MILESTONE_TYPES)
     }
           from milestones group by all)
-    window w as (partition by supplier_id order by day
-                 rows between unbounded preceding and current row)
+    {_RUNNING}
     """
     clients = """
     create temp table cum_cli as
@@ -441,9 +441,12 @@ def iter_feature_batches(
         :data:`features.catalog.FEATURES`, categories as pandas categoricals; rows ordered by
         ``event_timestamp`` then ``supplier_id`` across batches.
     """
+    days = sorted(set(days))
+    if not days:
+        return
     con = connect(source, threads)
     con.execute(f"set memory_limit = '{memory_limit}'")
-    con.register("grid_days", pa.table({"day": pa.array(sorted(set(days)), pa.date32())}))
+    con.register("grid_days", pa.table({"day": pa.array(days, pa.date32())}))
     southern = _q(sorted(SOUTHERN_HEMISPHERE_COUNTRIES))
     con.execute(f"""
         create temp table sup as
@@ -453,16 +456,14 @@ def iter_feature_batches(
                    as hemisphere
         from suppliers s left join cancellations c using (supplier_id)
     """)
-    con.execute("""
+    con.execute(f"""
         create temp table grid as
         select row_number() over () as rid, s.*, d.day,
                (d.day + 1)::timestamp as event_timestamp,
                -- days into the wedding year: southern seasons run half a year apart
                (dayofyear(d.day) + case when s.hemisphere = 'southern' then 182 else 0 end)
                    % 365 as season_day
-        from sup s join grid_days d
-          on s.signup_at <= (d.day + 1)::timestamp
-         and (s.cancelled_at is null or s.cancelled_at > (d.day + 1)::timestamp)
+        from sup s join grid_days d on {ACTIVE_AT.format(t="(d.day + 1)::timestamp")}
     """)
     try:
         lookups = [_lookup_sql(alias) for alias in _LOOKUPS]

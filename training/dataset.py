@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Literal
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from feature_repo.definitions import service_columns
+from features.feature_table import ACTIVE_AT, connect
 
 SnapshotCadence = Literal["daily", "weekly", "monthly"]
 
@@ -47,31 +47,18 @@ def entity_rows(
         ``supplier_id``, ``event_timestamp`` (UTC) and ``label`` (int8), one row per pair.
     """
 
-    def arrow(t: pd.DataFrame | pa.Table, cols: list[str]) -> pa.Table:
-        t = t if isinstance(t, pa.Table) else pa.Table.from_pandas(t[cols], preserve_index=False)
-        t = t.select(cols)
-        return pa.table(
-            {
-                c: (t[c].cast(pa.timestamp("us")) if pa.types.is_timestamp(t[c].type) else t[c])
-                for c in cols
-            }
-        )
-
-    con = duckdb.connect()
-    con.register("suppliers", arrow(tables["suppliers"], ["supplier_id", "signup_at"]))
-    con.register("cancellations", arrow(tables["cancellations"], ["supplier_id", "cancelled_at"]))
+    con = connect({name: tables[name] for name in ("suppliers", "cancellations")})
     con.register("days", pa.table({"day": pa.array(days, pa.date32())}))
     until_naive = pd.Timestamp(until).tz_convert("UTC").tz_localize(None)
     frame = con.execute(
         f"""
+        with s as (select supplier_id, signup_at, cancelled_at
+                   from suppliers left join cancellations using (supplier_id))
         select s.supplier_id, (d.day + 1)::timestamp as event_timestamp,
-               coalesce(c.cancelled_at > (d.day + 1)::timestamp
-                        and c.cancelled_at <= (d.day + 1)::timestamp
+               coalesce(s.cancelled_at <= (d.day + 1)::timestamp
                             + interval {int(horizon_days)} day, false)::tinyint as label
-        from suppliers s join days d on s.signup_at <= (d.day + 1)::timestamp
-        left join cancellations c using (supplier_id)
-        where (c.cancelled_at is null or c.cancelled_at > (d.day + 1)::timestamp)
-          and (d.day + 1)::timestamp + interval {int(horizon_days)} day <= ?
+        from s join days d on {ACTIVE_AT.format(t="(d.day + 1)::timestamp")}
+        where (d.day + 1)::timestamp + interval {int(horizon_days)} day <= ?
         order by event_timestamp, supplier_id
     """,
         [until_naive.to_pydatetime()],

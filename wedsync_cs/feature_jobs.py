@@ -6,18 +6,24 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.feature_table import Cadence, connect, data_span, iter_feature_batches
 from features.raw_reader import RawTables, load_raw
 from training.dataset import SnapshotCadence
 from wedsync_cs.settings import Settings
+
+if TYPE_CHECKING:  # Feast is slow to import: only the commands that need it import it
+    from feature_repo.store import StoreConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,8 @@ class FeatureBuild:
         return pd.Timestamp(date.fromisoformat(self.last_day) + timedelta(days=1), tz="UTC")
 
 
-def store_config(settings: Settings):  # -> feature_repo.store.StoreConfig
+def store_config(settings: Settings) -> StoreConfig:
+    """The Feast store location and online-store choice of these settings."""
     from feature_repo.store import StoreConfig
 
     return StoreConfig(
@@ -56,7 +63,7 @@ def _existing_days(path: Path) -> set[date]:
     if not path.exists():
         return set()
     stamps = pq.read_table(path, columns=["event_timestamp"])["event_timestamp"]
-    unique = pa.compute.unique(stamps).to_pandas()
+    unique = pc.unique(stamps).to_pandas()
     return {(ts - pd.Timedelta(days=1)).date() for ts in unique}
 
 
@@ -103,13 +110,42 @@ def build_features(
     path = settings.feature_table_path
     have = _existing_days(path) if incremental else set()
     todo = [d for d in days if d not in have]
+    if todo:
+        written, total = _write_table(path, source, todo, bool(have), settings, raw)
+    else:  # every day is there already: the table stays as it is
+        written, total = 0, pq.ParquetFile(path).metadata.num_rows
+    cfg = store_config(settings)
+    apply_definitions(open_store(cfg), cfg)
+    build = FeatureBuild(
+        raw=str(Path(raw).resolve()),
+        first_day=first.isoformat(),
+        last_day=last.isoformat(),
+        days_built=len(todo),
+        rows_written=written,
+        rows_total=total + written,
+        suppliers=n_suppliers,
+        seconds=round(time.perf_counter() - began, 1),
+        incremental=incremental,
+    )
+    (path.parent / "build.json").write_text(json.dumps(asdict(build), indent=2))
+    return build
+
+
+def _write_table(
+    path: Path, source: Path, todo: list[date], keep_old: bool, settings: Settings, raw: Path
+) -> tuple[int, int]:
+    """Write the table atomically: the old rows (when kept) and the rows of ``todo``.
+
+    Returns:
+        Rows written for ``todo`` and rows kept from the old table.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".parquet", dir=path.parent)
     os.close(fd)
     written = total = 0
     writer: pq.ParquetWriter | None = None
     try:
-        if have:
+        if keep_old:
             old = pq.ParquetFile(path)
             writer = pq.ParquetWriter(tmp, old.schema_arrow, compression="zstd")
             for i in range(old.num_row_groups):
@@ -133,21 +169,7 @@ def build_features(
             writer.close()
         Path(tmp).unlink(missing_ok=True)
         raise
-    cfg = store_config(settings)
-    apply_definitions(open_store(cfg), cfg)
-    build = FeatureBuild(
-        raw=str(Path(raw).resolve()),
-        first_day=first.isoformat(),
-        last_day=last.isoformat(),
-        days_built=len(todo),
-        rows_written=written,
-        rows_total=total + written,
-        suppliers=n_suppliers,
-        seconds=round(time.perf_counter() - began, 1),
-        incremental=incremental,
-    )
-    (path.parent / "build.json").write_text(json.dumps(asdict(build), indent=2))
-    return build
+    return written, total
 
 
 def last_build(settings: Settings) -> FeatureBuild:
@@ -162,29 +184,31 @@ def last_build(settings: Settings) -> FeatureBuild:
 def materialize_features(settings: Settings, as_of: datetime | None = None) -> datetime:
     """Load each supplier's latest feature row up to ``as_of`` (default: end of the data)."""
     from feature_repo.definitions import FEATURE_TTL
-    from feature_repo.store import materialize, open_store
+    from feature_repo.store import open_store
 
     end = as_of or last_build(settings).data_end
-    materialize(open_store(store_config(settings)), end - FEATURE_TTL, end)
+    open_store(store_config(settings)).materialize(start_date=end - FEATURE_TTL, end_date=end)
     return end
 
 
 def training_set(
     settings: Settings,
     raw: Path,
-    service: str,
+    services: Sequence[str],
     cadence: SnapshotCadence,
     horizon_days: int,
     until: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Labelled entity rows at a cadence with the service's point-in-time features.
+    """Labelled entity rows at a cadence with the point-in-time features of ``services``.
 
-    The feature table gets rows at exactly the cadence's days first (an incremental build adds
-    the missing ones), so no entity row is served a stale feature row.
+    The raw folder is validated once and the feature table gets rows at exactly the cadence's
+    days first (an incremental build adds the missing ones), so no entity row is served a
+    stale feature row.
 
     Args:
         until: labels must be observed by then (default: the end of the data).
     """
+    from feature_repo.definitions import service_columns
     from feature_repo.store import open_store
     from training.dataset import entity_rows, historical_features, snapshot_days
 
@@ -200,4 +224,10 @@ def training_set(
         until or pd.Timestamp(last + timedelta(days=1), tz="UTC"),
     )
     build_features(settings, raw, incremental=True, extra_days=tuple(days), tables=tables)
-    return historical_features(open_store(store_config(settings)), service, entities)
+    store = open_store(store_config(settings))
+    parts = [historical_features(store, service, entities) for service in services]
+    # each part keeps the entity rows' order; later services add only their own columns
+    return pd.concat(
+        [parts[0], *(p[service_columns(s)] for s, p in zip(services[1:], parts[1:], strict=True))],
+        axis=1,
+    )

@@ -145,6 +145,11 @@ def test_incremental_build_equals_full_rebuild(sim: Path, tmp_path: Path) -> Non
     first = build_features(inc, yesterday_raw)
     second = build_features(inc, sim / "raw", incremental=True)
     assert second.days_built == 1 and second.rows_total == first.rows_total + second.rows_written
+    before = inc.feature_table_path.stat().st_mtime_ns
+    third = build_features(inc, sim / "raw", incremental=True)  # nothing new: nothing rewritten
+    assert (third.days_built, third.rows_written) == (0, 0)
+    assert third.rows_total == second.rows_total
+    assert inc.feature_table_path.stat().st_mtime_ns == before
     full = _settings(tmp_path / "full")
     build_features(full, sim / "raw")
     key = ["event_timestamp", "supplier_id"]
@@ -192,7 +197,7 @@ def test_snapshot_cadences() -> None:
 
 def test_monthly_training_set_gets_features_of_exactly_its_days(sim: Path, tmp_path) -> None:
     settings = _settings(tmp_path)
-    frame = training_set(settings, sim / "raw", CHURN_SERVICE, "monthly", 30)
+    frame = training_set(settings, sim / "raw", (CHURN_SERVICE,), "monthly", 30)
     stamps = sorted(frame["event_timestamp"].unique())
     assert [s.strftime("%m-%d") for s in stamps] == ["02-01", "03-01", "04-01"]
     table = _table(settings)

@@ -24,9 +24,7 @@ def data(tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("train") / "set"
     simulate(SimulationConfig(suppliers=1500, days=400, seed=5, truth_paths=8), out)
     settings = Settings(home=tmp_path_factory.mktemp("home"), feature_recent_days=0)
-    churn = training_set(settings, out / "raw", CHURN_SERVICE, "weekly", 30)
-    health = training_set(settings, out / "raw", HEALTH_SERVICE, "weekly", 30)
-    frame = churn.merge(health.drop(columns="label"), on=["supplier_id", "event_timestamp"])
+    frame = training_set(settings, out / "raw", (CHURN_SERVICE, HEALTH_SERVICE), "weekly", 30)
     truth = pd.read_parquet(out / "truth.parquet")
     return frame.merge(
         truth[["supplier_id", "as_of", "p_true"]],
