@@ -97,8 +97,11 @@ class HealthModel:
 
 @dataclass(frozen=True)
 class HealthFit:
+    """The chosen model and both candidates (the brief's weights and the re-learned ones)."""
+
     model: HealthModel
     brief: HealthModel
+    relearned: HealthModel
     calibration_log_loss: dict[str, float]
 
 
@@ -133,4 +136,4 @@ def fit_health_model(
         for name, m in (("brief_weights", brief), ("relearned_weights", learned))
     }
     chosen = learned if losses["relearned_weights"] < losses["brief_weights"] else brief
-    return HealthFit(model=chosen, brief=brief, calibration_log_loss=losses)
+    return HealthFit(model=chosen, brief=brief, relearned=learned, calibration_log_loss=losses)

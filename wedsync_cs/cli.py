@@ -150,13 +150,96 @@ def features_materialize(
 
     end = None
     if as_of is not None:
-        end = pd.Timestamp(_parse_date(as_of) + timedelta(days=1), tz="UTC")
+        end = pd.Timestamp(_parse_date(as_of, "--as-of") + timedelta(days=1), tz="UTC")
     try:
         done = materialize_features(get_settings(), end)
     except FileNotFoundError as err:
         _fail(str(err))
         raise
     typer.echo(f"online store ({get_settings().online_store}) holds features up to {done}")
+
+
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v1.yaml"
+
+
+@app.command()
+def train(
+    raw: Annotated[Path, typer.Option(help="Contract folder holding <table>.parquet files.")],
+    experiment: Annotated[
+        Path, typer.Option(help="Experiment YAML (services, horizon, split, tuning, thresholds).")
+    ] = DEFAULT_EXPERIMENT,
+    train_until: Annotated[
+        str | None,
+        typer.Option(
+            help="Use only rows whose label is observed by the end of this day (YYYY-MM-DD): "
+            "as_of + horizon <= the next midnight UTC. Default: the end of the data."
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Optuna trials (overrides the experiment).")
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(min=1, help="Tuning time budget in seconds (overrides the experiment)."),
+    ] = None,
+) -> None:
+    """Train, evaluate, log and register the churn and health models.
+
+    Evaluates on a time holdout against baselines (and the simulator's truth when found), logs
+    to MLflow and moves each champion alias only when the new version wins.
+    """
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from features.raw_reader import RawDataError
+    from wedsync_cs.model_jobs import train as run_train
+
+    until = None
+    if train_until is not None:
+        day = _parse_date(train_until, "--train-until")
+        until = pd.Timestamp(day + timedelta(days=1), tz="UTC")
+    try:
+        run_train(
+            get_settings(),
+            raw,
+            experiment,
+            train_until=until,
+            trials=trials,
+            time_budget=time_budget,
+        )
+    except RawDataError as err:
+        typer.secho(f"INVALID: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from err
+    except (ValueError, RuntimeError) as err:
+        _fail(str(err))
+
+
+@app.command()
+def predict(
+    raw: Annotated[Path, typer.Option(help="Contract folder the features are computed from.")],
+    entities: Annotated[
+        Path,
+        typer.Option(help="Parquet file of rows to score: supplier_id (string), as_of (UTC)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Parquet file to write (atomically).")],
+) -> None:
+    """Score (supplier_id, as_of) rows with the champion models, point in time.
+
+    Every input row comes out, in order, with a status: ok, unknown_supplier, not_active or
+    no_features.
+    """
+    from features.raw_reader import RawDataError
+    from training.predict import EntitiesError
+    from wedsync_cs.model_jobs import predict as run_predict
+
+    try:
+        run_predict(get_settings(), raw, entities, out)
+    except RawDataError as err:
+        typer.secho(f"INVALID: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from err
+    except (EntitiesError, LookupError) as err:
+        _fail(str(err))
 
 
 @app.command()
@@ -167,11 +250,11 @@ def config() -> None:
         typer.echo(f"CS_{name.upper():<14} = {getattr(settings, name)!s:<24} {field.description}")
 
 
-def _parse_date(text: str) -> date:
+def _parse_date(text: str, option: str = "--start") -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        _fail(f"--start must be a date as YYYY-MM-DD, got {text!r}")
+        _fail(f"{option} must be a date as YYYY-MM-DD, got {text!r}")
         raise
 
 

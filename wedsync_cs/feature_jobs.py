@@ -172,6 +172,15 @@ def _write_table(
     return written, total
 
 
+def extends_last_build(settings: Settings, raw: Path) -> bool:
+    """Whether the feature table under CS_HOME was built from this raw folder, so that an
+    incremental build may keep its rows (a table of another folder is rebuilt in full)."""
+    meta = settings.feature_table_path.parent / "build.json"
+    if not (meta.exists() and settings.feature_table_path.exists()):
+        return False
+    return json.loads(meta.read_text()).get("raw") == str(Path(raw).resolve())
+
+
 def last_build(settings: Settings) -> FeatureBuild:
     meta = settings.feature_table_path.parent / "build.json"
     if not meta.exists():
@@ -206,7 +215,8 @@ def training_set(
     stale feature row.
 
     Args:
-        until: labels must be observed by then (default: the end of the data).
+        until: labels must be observed by then (default, and at the latest: the end of the
+            data, so that no label is read as 0 merely because its window is not over).
     """
     from feature_repo.definitions import service_columns
     from feature_repo.store import open_store
@@ -217,13 +227,17 @@ def training_set(
     first, last = data_span(con)
     con.close()
     days = snapshot_days(cadence, first, last)
-    entities = entity_rows(
-        tables.frames,
-        days,
-        horizon_days,
-        until or pd.Timestamp(last + timedelta(days=1), tz="UTC"),
+    end = pd.Timestamp(last + timedelta(days=1), tz="UTC")
+    # a label can only be observed with data: never past the end of the folder
+    until = end if until is None else min(pd.Timestamp(until).tz_convert("UTC"), end)
+    entities = entity_rows(tables.frames, days, horizon_days, until)
+    build_features(
+        settings,
+        raw,
+        incremental=extends_last_build(settings, raw),
+        extra_days=tuple(days),
+        tables=tables,
     )
-    build_features(settings, raw, incremental=True, extra_days=tuple(days), tables=tables)
     store = open_store(store_config(settings))
     parts = [historical_features(store, service, entities) for service in services]
     # each part keeps the entity rows' order; later services add only their own columns

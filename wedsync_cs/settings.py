@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="Feast project name (keys in a shared Redis are per project).",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry store (e.g. postgresql+psycopg://...); "
+        "default: SQLite under CS_HOME/mlflow.",
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -77,6 +82,21 @@ class Settings(BaseSettings):
     def feature_table_path(self) -> Path:
         """The offline feature table Feast reads (one Parquet file)."""
         return self.home_dir / "features" / "supplier_features.parquet"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """MLflow's SQLite store (when no tracking URI is set) and every run's artifacts."""
+        return self.home_dir / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI: ``CS_MLFLOW_TRACKING_URI``, else a SQLite file in CS_HOME."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        """Artifacts of every experiment, whatever the tracking store (never ./mlruns)."""
+        return self.mlflow_dir / "artifacts"
 
     def ensure_home(self) -> Path:
         """Create the home folder on first use (never at import)."""

@@ -28,7 +28,7 @@ def run(*args: str, cwd: Path, home: Path | None = None) -> subprocess.Completed
 def test_help_lists_commands_and_creates_nothing(tmp_path: Path) -> None:
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("simulate", "validate", "demo", "config"):
+    for command in ("simulate", "validate", "demo", "config", "train", "predict"):
         assert command in result.stdout
     assert list(tmp_path.iterdir()) == []
 

@@ -1,0 +1,300 @@
+"""`wedsync-cs train` and `predict` for real on a small simulated set: MLflow on SQLite (through
+the CLI) and on PostgreSQL, registered champions, no pickles, point-in-time predictions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from features.catalog import FAMILIES
+from features.simulator import SimulationConfig, simulate
+from tests.conftest import require_service
+from wedsync_cs.cli import app
+from wedsync_cs.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ["churn_model", "health_calibrated", "fixed_weight_rule", "logistic_baseline", "ceiling"]
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "set"
+    simulate(SimulationConfig(suppliers=400, days=400, seed=3, truth_paths=4), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    """churn_v1 with a tiny tuning budget."""
+    spec = yaml.safe_load((ROOT / "experiments" / "churn_v1.yaml").read_text())
+    spec["tuning"].update(trials=5, max_rounds=60, early_stopping_rounds=10)
+    spec["thresholds"]["top_k"] = 50
+    path = tmp_path_factory.mktemp("exp") / "churn_test.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def invoke(home: Path, *args: str, tracking: str | None = None):
+    """Run the CLI in this process with CS_HOME (and a tracking URI) for this call only."""
+    env = {"CS_HOME": str(home), "CS_MLFLOW_TRACKING_URI": tracking}
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def trained(sim: Path, experiment: Path, tmp_path_factory) -> tuple[Path, str]:
+    """A CS_HOME with one training run through the CLI (SQLite MLflow), and its output."""
+    home = tmp_path_factory.mktemp("home")
+    result = invoke(
+        home, "train", "--raw", sim / "raw", "--experiment", experiment, "--trials", "2"
+    )
+    assert result.exit_code == 0, result.output
+    return home, result.output
+
+
+def _no_pickles(home: Path) -> None:
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in PICKLE_SUFFIXES]
+    for path in files:  # a pickle (protocol 2+) starts with 0x80 and the protocol number
+        head = path.read_bytes()[:2]
+        assert not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5), path
+
+
+def test_train_through_the_cli_on_sqlite(trained, sim: Path, experiment: Path) -> None:
+    home, output = trained
+    assert "Holdout evaluation" in output and "risk bands on the holdout" in output
+    for model in MODELS:
+        assert model in output
+    assert "churn v1: promoted to champion: no champion yet" in output
+    assert f"mlflow ui --backend-store-uri sqlite:///{home}/mlflow/mlflow.db" in output
+
+    settings = Settings(home=home)
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    artifacts = settings.mlflow_artifact_root
+    for name in ("churn", "health_calibration"):
+        exp = client.get_experiment_by_name(name)
+        assert exp.artifact_location == (artifacts / name).resolve().as_uri()
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert str(champion.version) == "1"
+        run = client.get_run(champion.run_id)
+        assert run.data.tags["promotion"] == "no champion yet"
+        assert run.data.tags["feature_service"] == "churn_v1"
+        assert run.data.tags["health_service"] == "health_v1"
+        assert run.data.params["split.holdout.from"] > run.data.params["split.calibration.to"]
+        [dataset] = run.inputs.dataset_inputs
+        assert dataset.dataset.name == "churn_v1_training_set"
+        assert str((sim / "raw").resolve()) in dataset.dataset.source
+
+    churn_run = client.get_run(client.get_model_version_by_alias("churn", "champion").run_id)
+    table = pd.read_csv(
+        Path(client.download_artifacts(churn_run.info.run_id, "evaluation.csv", str(home))),
+        index_col="model",
+    )
+    assert list(table.index) == MODELS
+    assert table.loc["ceiling", "auc_gap_closed"] == pytest.approx(1.0)
+    metrics = churn_run.data.metrics
+    for model, row in table.iterrows():
+        for metric, value in row.items():
+            logged = metrics[f"holdout/{model}/{metric}"]
+            assert logged == pytest.approx(value, rel=1e-6, nan_ok=True)
+    assert {"best.max_depth", "tuning.rounds", "experiment.horizon_days"} <= set(
+        churn_run.data.params
+    )
+    assert churn_run.data.params["tuning.trials_run"] == "2"
+    pngs = sorted(p.name for p in artifacts.rglob("*.png"))
+    for name in ("precision_recall", "reliability", "shap_families", "shap_features"):
+        assert f"{name}.png" in pngs
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in artifacts.rglob("*.png"))
+    assert any(p.name == "model.ubj" for p in artifacts.rglob("*"))
+    assert any(p.name == "health_model.json" for p in artifacts.rglob("*"))
+    assert not (ROOT / "mlruns").exists() and not (Path.cwd() / "mlruns").exists()
+    _no_pickles(home)
+
+
+def test_a_second_run_on_the_same_holdout_is_gated(trained, sim: Path, experiment: Path) -> None:
+    home, _ = trained
+    result = invoke(
+        home, "train", "--raw", sim / "raw", "--experiment", experiment, "--trials", "2"
+    )
+    assert result.exit_code == 0, result.output
+    settings = Settings(home=home)
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    for name in ("churn", "health_calibration"):
+        second = client.get_model_version(name, "2")
+        reason = second.tags["promotion"]
+        # the same data, seed and budget give the same model: it does not beat itself
+        assert reason.startswith("v2 log_loss") and "does not beat champion v1" in reason
+        assert f"{name} v2: not promoted: {reason}" in result.output
+        assert client.get_run(second.run_id).data.tags["promotion"] == reason
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    _no_pickles(home)
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as con:
+        con.execute(sql)
+
+
+@pytest.fixture
+def postgres_uri() -> Iterator[str]:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"mlflow_{uuid.uuid4().hex[:10]}"
+    _admin(f"create database {name}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _admin(f"drop database if exists {name} with (force)")
+
+
+@pytest.mark.integration
+def test_train_on_postgresql(postgres_uri: str, sim: Path, experiment: Path, tmp_path) -> None:
+    from wedsync_cs.model_jobs import train
+
+    settings = Settings(home=tmp_path / "home", mlflow_tracking_uri=postgres_uri)
+    until = pd.Timestamp("2024-12-01", tz="UTC")
+    result = train(settings, sim / "raw", experiment, train_until=until, trials=2)
+    assert list(result.evaluation.index) == MODELS
+    # only labels observed by train_until: the last holdout row's window ends by then
+    assert result.splits["holdout"].last + pd.Timedelta(days=30) <= until
+    assert result.splits["holdout"].last + pd.Timedelta(days=37) > until
+    assert result.rows_without_truth == 0 and result.truth_note is None
+    assert result.churn.promotion.promoted and result.health.promotion.promoted
+    assert result.splits["trees"].last < result.splits["calibration"].first
+    assert result.splits["calibration"].last < result.splits["holdout"].first
+    assert set(result.families.index) <= set(FAMILIES)
+    assert result.bands["rows"].sum() == result.evaluated_rows
+    client = MlflowClient(postgres_uri, postgres_uri)
+    for name in ("churn", "health_calibration"):
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    run = client.get_run(result.churn.run_id)
+    assert run.data.metrics["holdout/churn_model/log_loss"] == pytest.approx(
+        result.evaluation.loc["churn_model", "log_loss"]
+    )
+    assert run.data.tags["holdout_id"] == result.holdout_id
+    assert run.data.params["data.train_until"] == str(until)
+    assert (settings.mlflow_artifact_root / "churn").is_dir()
+    assert not (settings.mlflow_dir / "mlflow.db").exists()  # nothing on SQLite
+    _no_pickles(settings.home_dir)
+
+
+def _entity_rows(raw: Path) -> pd.DataFrame:
+    """Scoreable rows at odd instants, and one of each status, shuffled."""
+    suppliers = pd.read_parquet(raw / "suppliers.parquet")
+    cancellations = pd.read_parquet(raw / "cancellations.parquet")
+    cancelled = cancellations.iloc[0]
+    late = suppliers.sort_values("signup_at").iloc[-1]
+    early = suppliers[
+        (suppliers["signup_at"] < pd.Timestamp("2024-05-01", tz="UTC"))
+        & ~suppliers["supplier_id"].isin(cancellations["supplier_id"])
+    ]["supplier_id"].head(4)
+    stamps = pd.to_datetime(
+        ["2024-09-18 15:30", "2024-10-02 00:00", "2024-11-13 09:00", "2025-01-20 23:59"], utc=True
+    )
+    rows = [*zip(early, stamps, strict=True)]
+    rows += [
+        ("sup_nobody", pd.Timestamp("2024-09-18", tz="UTC")),
+        (late.supplier_id, late.signup_at - pd.Timedelta(days=3)),
+        (cancelled.supplier_id, cancelled.cancelled_at + pd.Timedelta(minutes=1)),
+        (early.iloc[0], pd.Timestamp("2026-06-01", tz="UTC")),  # long after the data
+    ]
+    order = np.random.default_rng(0).permutation(len(rows))
+    frame = pd.DataFrame([rows[i] for i in order], columns=["supplier_id", "as_of"])
+    return frame.assign(as_of=frame["as_of"].astype("datetime64[us, UTC]"))
+
+
+def test_predict_keeps_every_row_in_order_point_in_time(trained, sim: Path, tmp_path) -> None:
+    from training.predict import load_champions
+    from training.train_job import health_inputs
+
+    home, _ = trained
+    entities = _entity_rows(sim / "raw")
+    path, out = tmp_path / "entities.parquet", tmp_path / "out" / "predictions.parquet"
+    pq.write_table(pa.Table.from_pandas(entities, preserve_index=False), path)
+    result = invoke(home, "predict", "--raw", sim / "raw", "--entities", path, "--out", out)
+    assert result.exit_code == 0, result.output
+
+    got = pd.read_parquet(out)
+    assert got["supplier_id"].tolist() == entities["supplier_id"].tolist()
+    assert (got["as_of"] == entities["as_of"]).all()
+    raw = sim / "raw"
+    late = pd.read_parquet(raw / "suppliers.parquet").sort_values("signup_at").iloc[-1]
+    cancelled = pd.read_parquet(raw / "cancellations.parquet").iloc[0]
+    expected = {
+        "sup_nobody": "unknown_supplier",
+        late.supplier_id: "not_active",
+        cancelled.supplier_id: "not_active",
+    }
+    for row in got.itertuples():
+        if row.supplier_id in expected:
+            assert row.status == expected[row.supplier_id], row
+        else:
+            assert row.status == ("no_features" if row.as_of.year == 2026 else "ok"), row
+    ok = got[got["status"] == "ok"]
+    assert len(ok) == 4 and got.loc[got["status"] != "ok", "churn_probability"].isna().all()
+    for column in ("churn_probability", "health_churn_probability"):
+        assert ok[column].between(0, 1).all()
+    assert set(ok["churn_risk"]) <= {"low", "medium", "high", "critical"}
+    assert set(ok["health_risk"]) <= {"healthy", "at_risk", "critical"}
+    assert set(ok["top_factor_1"].dropna()) <= set(FAMILIES)
+
+    # each row was scored from the feature row of the day before its instant, not a later one
+    settings = Settings(home=home)
+    models = load_champions(settings.tracking_uri)
+    table = pd.read_parquet(settings.feature_table_path)
+    for row in ok.itertuples():
+        stamp = row.as_of.floor("D")
+        [feature_row] = table[
+            (table["supplier_id"] == row.supplier_id) & (table["event_timestamp"] == stamp)
+        ].index
+        factors, segment = health_inputs(table.loc[[feature_row]])
+        assert row.health_score == pytest.approx(models.health.score(factors, segment)[0])
+    assert not list(out.parent.glob(".*"))  # no temporary file left
+
+
+def test_predict_refuses_a_bad_entities_file_and_writes_nothing(tmp_path, make_raw) -> None:
+    raw = make_raw()
+    naive = tmp_path / "naive.parquet"
+    pq.write_table(
+        pa.table({"supplier_id": ["s1"], "as_of": pa.array([pd.Timestamp("2024-02-01")])}), naive
+    )
+    missing = tmp_path / "missing.parquet"
+    pq.write_table(pa.table({"supplier": ["s1"]}), missing)
+    out = tmp_path / "out.parquet"
+    for path, message in ((naive, "naive timestamp"), (missing, "lacks column(s) supplier_id")):
+        result = invoke(
+            tmp_path / "home", "predict", "--raw", raw, "--entities", path, "--out", out
+        )
+        assert result.exit_code == 2
+        assert message in result.output and str(path) in result.output
+        assert not out.exists()
+    nothing_trained = tmp_path / "ok.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "supplier_id": ["s1"],
+                "as_of": pa.array([pd.Timestamp("2024-02-01", tz="UTC")]),
+            }
+        ),
+        nothing_trained,
+    )
+    result = invoke(
+        tmp_path / "home", "predict", "--raw", raw, "--entities", nothing_trained, "--out", out
+    )
+    assert result.exit_code == 2 and "run `wedsync-cs train` first" in result.output
+    assert not out.exists()

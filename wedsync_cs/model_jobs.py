@@ -1,0 +1,218 @@
+"""The model jobs behind ``wedsync-cs train`` and ``predict``: settings, feature store and
+printing around :mod:`training.train_job` and :mod:`training.predict`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from training.config import load_experiment
+from wedsync_cs.settings import Settings
+
+
+def redact(uri: str) -> str:
+    """A URI without its password, for printing."""
+    return re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", uri)
+
+
+def _quiet_mlflow() -> None:
+    """No per-file progress bars when MLflow copies a handful of small artifacts."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _section(title: str) -> None:
+    typer.secho(f"\n{title}", bold=True)
+
+
+def _print_frame(frame: pd.DataFrame, digits: int = 4) -> None:
+    text = frame.to_string(float_format=lambda v: f"{v:.{digits}f}", na_rep="-")
+    typer.echo("\n".join(f"  {line}" for line in text.splitlines()))
+
+
+def train(
+    settings: Settings,
+    raw: Path,
+    experiment: Path,
+    *,
+    train_until: pd.Timestamp | None = None,
+    trials: int | None = None,
+    time_budget: float | None = None,
+):
+    """Build the training set, fit, evaluate, record and gate; print what happened.
+
+    Returns:
+        The :class:`training.train_job.TrainResult`.
+    """
+    from training.train_job import run_training, with_overrides
+    from wedsync_cs.feature_jobs import training_set
+
+    cfg = with_overrides(load_experiment(experiment), trials, time_budget)
+    settings.ensure_home()
+    _quiet_mlflow()
+    typer.secho(
+        f"Training {cfg.name} on {raw} ({cfg.cadence} rows, {cfg.horizon_days}-day horizon, "
+        f"{cfg.tuning.trials} trials or {cfg.tuning.time_budget_seconds:.0f} s)",
+        bold=True,
+    )
+    frame = training_set(
+        settings,
+        raw,
+        (cfg.feature_service, cfg.health_service),
+        cfg.cadence,
+        cfg.horizon_days,
+        until=train_until,
+    )
+    result = run_training(
+        frame,
+        cfg,
+        raw=raw,
+        tracking_uri=settings.tracking_uri,
+        artifact_root=settings.mlflow_artifact_root,
+        train_until=train_until,
+        threads=settings.threads,
+    )
+    print_training(result)
+    return result
+
+
+def print_training(result) -> None:
+    """The run's summary: data, splits, the evaluation table, bands, SHAP, promotions."""
+    r = result
+    _section("Data")
+    until = "the end of the data"
+    if r.train_until is not None:
+        until = f"{r.train_until:%Y-%m-%d %H:%M} UTC"
+    typer.echo(f"  {r.rows:,} rows of {r.suppliers:,} suppliers, labels observed by {until}")
+    if r.dropped_without_features:
+        typer.echo(f"  {r.dropped_without_features:,} rows without a feature row left out")
+    for name, span in r.splits.items():
+        typer.echo(
+            f"  {name:<12} {span.rows:>9,} rows  {span.first:%Y-%m-%d} .. {span.last:%Y-%m-%d}"
+        )
+    t = r.tuning
+    typer.echo(
+        f"  tuning: {t.trials_run} trials ({t.trials_pruned} pruned), {t.rounds} rounds, "
+        f"fold log loss {t.fold_log_loss:.5f}, best {t.params}"
+    )
+    if r.truth_source is None:
+        typer.echo("  truth: none found beside the raw folder: no ceiling row")
+    else:
+        typer.echo(
+            f"  truth: {r.truth_source}; {r.rows_without_truth:,} training rows "
+            f"({r.holdout_rows_without_truth:,} in the holdout) have no true probability"
+        )
+        if r.truth_note:
+            typer.secho(f"  warning: {r.truth_note}", fg=typer.colors.YELLOW)
+
+    _section(f"Holdout evaluation ({r.evaluated_rows:,} rows; holdout id {r.holdout_id})")
+    _print_frame(r.evaluation.T)
+
+    _section("Health model")
+    weights = "re-learned" if r.health_relearned else "the brief's"
+    typer.echo(f"  serves {weights} weights (chosen on the calibration slice)")
+    cal, hold = r.health_calibration_log_loss, r.health_holdout_log_loss
+    for key in ("brief_weights", "relearned_weights"):
+        typer.echo(
+            f"  {key:<18} log loss: calibration slice {cal[key]:.5f}, holdout {hold[key]:.5f}"
+        )
+    typer.echo("  risk bands on the holdout:")
+    _print_frame(r.bands.set_index("band"))
+    if not r.bands_ordered:
+        typer.secho(
+            "  warning: observed churn does not rise from healthy to critical across the bands",
+            fg=typer.colors.YELLOW,
+        )
+
+    _section("Churn drivers: mean |SHAP| per factor family (log-odds)")
+    _print_frame(r.families.rename("mean_abs_shap").to_frame())
+
+    _section("Registry (promotion on holdout log loss)")
+    for v in (r.churn, r.health):
+        verdict = "promoted to champion" if v.promotion.promoted else "not promoted"
+        typer.echo(f"  {v.name} v{v.version}: {verdict}: {v.promotion.reason}")
+        typer.echo(f"    models:/{v.name}/{v.version} = {v.model_uri}, run {v.run_id}")
+        typer.echo(f"    files: {v.model_location}")
+    typer.echo(f"  run artifacts (tables, plots) under {r.artifact_root}")
+    typer.echo(f"  MLflow UI: mlflow ui --backend-store-uri {redact(r.tracking_uri)}")
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    out: Path
+    rows: int
+    statuses: dict[str, int]
+    churn_version: str
+    health_version: str
+
+
+def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> PredictSummary:
+    """Score entity rows with the champion models, point in time; write ``out`` atomically.
+
+    Raises:
+        training.predict.EntitiesError: the entities file is unusable (nothing is written).
+        LookupError: no champion model yet.
+    """
+    from feature_repo.store import open_store
+    from features.raw_reader import load_raw
+    from training.dataset import historical_features
+    from training.predict import (
+        assemble,
+        entity_status,
+        feature_days,
+        load_champions,
+        read_entities,
+        score_features,
+        write_predictions,
+    )
+    from wedsync_cs.feature_jobs import build_features, extends_last_build, store_config
+
+    entities = read_entities(entities_path)
+    if settings.mlflow_tracking_uri is None and not (settings.mlflow_dir / "mlflow.db").exists():
+        raise LookupError(
+            f"no MLflow store under {settings.home_dir}: run `wedsync-cs train` first"
+        )
+    _quiet_mlflow()
+    models = load_champions(settings.tracking_uri, settings.threads)
+    tables = load_raw(raw)
+    status = entity_status(entities, tables["suppliers"], tables["cancellations"])
+    active = entities[status == "active"].rename(columns={"as_of": "event_timestamp"})
+    scored = pd.DataFrame()
+    if len(active):
+        build_features(
+            settings,
+            raw,
+            incremental=extends_last_build(settings, raw),
+            extra_days=tuple(feature_days(active["event_timestamp"])),
+            tables=tables,
+        )
+        store = open_store(store_config(settings))
+        keys = active[["supplier_id", "event_timestamp"]]
+        churn = historical_features(store, models.feature_service, keys)
+        health = historical_features(store, models.health_service, keys)
+        features = pd.concat(
+            [churn, health.drop(columns=["supplier_id", "event_timestamp"])], axis=1
+        ).set_axis(active.index)
+        present = features["tenure_days"].notna() & features["health_score"].notna()
+        if present.any():
+            scored = score_features(features[present], models)
+    frame = assemble(entities, status, scored)
+    write_predictions(frame, out)
+    counts = frame["status"].value_counts().to_dict()
+    summary = PredictSummary(
+        out=Path(out),
+        rows=len(frame),
+        statuses={k: int(v) for k, v in counts.items()},
+        churn_version=models.churn_version,
+        health_version=models.health_version,
+    )
+    typer.echo(
+        f"predictions: {summary.rows:,} rows -> {out} (churn v{summary.churn_version}, "
+        f"health_calibration v{summary.health_version}); "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(summary.statuses.items()))
+    )
+    return summary
