@@ -205,7 +205,76 @@ emit(({{"yesterday_full_seconds": full.seconds, "incremental_seconds": inc.secon
     return Result("one more day: full + incremental", seconds, peak, 600, 8, details)
 
 
+def bench_train(workdir: Path, suppliers: int, days: int, seed: int, trials: int) -> Result:
+    """Simulate a fresh seed (with truth), then ``wedsync-cs train`` end to end: features,
+    tuning, fit, holdout evaluation against the truth, MLflow. Quality figures are the holdout
+    table the command printed."""
+    code = f"""
+import json, time
+from pathlib import Path
+from features.simulator import SimulationConfig, simulate
+from wedsync_cs.settings import Settings
+from wedsync_cs.model_jobs import train
+data = Path({str(workdir / "train_sim")!r})
+sim = simulate(SimulationConfig(suppliers={suppliers}, days={days}, seed={seed}), data,
+               overwrite=True)
+settings = Settings(home=Path({str(workdir / "train_home")!r}))
+t0 = time.perf_counter()
+r = train(settings, data / "raw", Path("experiments/churn_v1.yaml"), trials={trials},
+          time_budget=1e9)
+table = r.evaluation
+keep = ["auc", "pr_auc", "brier", "log_loss", "ece", "auc_gap_closed", "pr_auc_gap_closed"]
+emit(({{"train_seconds": round(time.perf_counter() - t0, 1),
+       "simulate_seconds": round(sim.seconds, 1), "rows": r.rows,
+       "holdout_rows": r.evaluated_rows, "holdout_positives": r.evaluated_positives,
+       "trials": r.tuning.trials_run, "pruned": r.tuning.trials_pruned,
+       "table": {{k: {{m: round(float(v), 4) for m, v in row.items() if m in keep}}
+                 for k, row in table.to_dict("index").items()}},
+       "health_log_loss": r.health_holdout_log_loss, "bands_ordered": r.bands_ordered}}))
+"""
+    _, peak, details = _child(code)
+    return Result(
+        f"train {suppliers:,} x {days} d, {trials} trials",
+        details["train_seconds"],
+        peak,
+        900,
+        8,
+        details,
+    )
+
+
+def bench_predict(workdir: Path, rows: int) -> Result:
+    """``wedsync-cs predict`` for ``rows`` random (supplier, instant) rows with the champion of
+    the training benchmark (features are already built, as they are in daily use)."""
+    code = f"""
+import json, time
+import numpy as np, pandas as pd
+from pathlib import Path
+from wedsync_cs.settings import Settings
+from wedsync_cs.model_jobs import predict
+raw = Path({str(workdir / "train_sim" / "raw")!r})
+sup = pd.read_parquet(raw / "suppliers.parquet", columns=["supplier_id"])["supplier_id"]
+rng = np.random.default_rng(3)
+start, end = pd.Timestamp("2024-03-01", tz="UTC"), pd.Timestamp("2025-12-30", tz="UTC")
+stamps = start + pd.to_timedelta(rng.integers(0, (end - start).days * 24, {rows}), unit="h")
+entities = pd.DataFrame({{"supplier_id": sup.to_numpy()[rng.integers(0, len(sup), {rows})],
+                         "as_of": stamps}})
+path = Path({str(workdir / "entities.parquet")!r}); entities.to_parquet(path)
+out = Path({str(workdir / "predictions.parquet")!r})
+settings = Settings(home=Path({str(workdir / "train_home")!r}))
+t0 = time.perf_counter()
+s = predict(settings, raw, path, out)
+seconds = time.perf_counter() - t0
+got = pd.read_parquet(out)
+emit(({{"predict_seconds": round(seconds, 1), "rows": len(got),
+       "status": got["status"].value_counts().to_dict()}}))
+"""
+    _, peak, details = _child(code)
+    return Result(f"predict {rows:,} rows", details["predict_seconds"], peak, 60, 8, details)
+
+
 BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
+MODEL_BENCHES = ("train", "predict")
 
 
 def main() -> None:
@@ -216,17 +285,34 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, help="reuse this simulated folder (with raw/) instead of simulating"
     )
+    parser.add_argument("--train-suppliers", type=int, default=20_000)
+    parser.add_argument("--train-seed", type=int, default=2026, help="a seed no test uses")
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument(
         "--only",
-        choices=BENCHES,
+        choices=BENCHES + MODEL_BENCHES,
         action="append",
         help="run only these (the simulation always runs: the others use it)",
     )
     args = parser.parse_args()
-    chosen = args.only or list(BENCHES)
+    chosen = args.only or list(BENCHES + MODEL_BENCHES)
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
         workdir = Path(tmp)
         results = []
+        if set(chosen) & set(MODEL_BENCHES):
+            # the model benchmarks simulate their own, fresh, seed: run them first
+            results.append(
+                bench_train(workdir, args.train_suppliers, args.days, args.train_seed, args.trials)
+            )
+            print(results[-1].line(), flush=True)
+            print("   ", json.dumps(results[-1].details), flush=True)
+            if "predict" in chosen:
+                results.append(bench_predict(workdir, args.predict_rows))
+                print(results[-1].line(), flush=True)
+                print("   ", json.dumps(results[-1].details), flush=True)
+        if not set(chosen) & set(BENCHES):
+            return
         if args.data:
             (workdir / "sim").symlink_to(args.data.resolve())
         else:

@@ -80,13 +80,22 @@ def health_score(
     segment: pd.Series,
     weights: dict[str, tuple[float, ...]] = SEGMENT_WEIGHTS,
 ) -> pd.Series:
-    """Weighted sum of the factors with the segment's weights, 0..100."""
+    """Weighted sum of the factors with the segment's weights, 0..100.
+
+    A power user is scored with the power weights or the established ones, whichever is higher:
+    the segment rewards depth of use and never penalises it, so a supplier who drops out of
+    the power segment (fewer active days, fewer features) can never gain health by doing so.
+    """
     w = np.array([weights[s] for s in SEGMENTS])  # (segments, factors)
     idx = pd.Categorical(segment, categories=SEGMENTS).codes
     if (idx < 0).any():
         raise ValueError(f"unknown health segment in {sorted(set(segment) - set(SEGMENTS))}")
     values = factors[list(HEALTH_FACTORS)].to_numpy(dtype=float)
-    return pd.Series(100 * (values * w[idx]).sum(axis=1), index=factors.index)
+    score = (values * w[idx]).sum(axis=1)
+    established = (values * w[SEGMENTS.index("established")]).sum(axis=1)
+    power = idx == SEGMENTS.index("power_user")
+    score = np.where(power, np.maximum(score, established), score)
+    return pd.Series(100 * score, index=factors.index)
 
 
 def risk_level(score: np.ndarray | pd.Series) -> np.ndarray:

@@ -9,6 +9,7 @@ import pandas as pd
 import xgboost as xgb
 
 from features.catalog import CATEGORIES, FEATURES
+from training.monotone import monotone_constraints
 
 
 def feature_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -32,13 +33,19 @@ def feature_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 def make_churn_model(
     params: Mapping[str, Any],
+    columns: Sequence[str],
     *,
     n_estimators: int = 1000,
     early_stopping_rounds: int | None = None,
     threads: int = 2,
     seed: int = 0,
 ) -> xgb.XGBClassifier:
-    """An unfitted XGBoost churn classifier with the given hyperparameters."""
+    """An unfitted XGBoost churn classifier with the given hyperparameters, for a feature matrix
+    of ``columns`` (see :func:`feature_matrix`).
+
+    The monotone constraints of :mod:`training.monotone` apply to those of ``columns`` they
+    name, so every model built here (tuning trials, the final fit, tests) keeps the directions.
+    """
     return xgb.XGBClassifier(
         n_estimators=n_estimators,
         early_stopping_rounds=early_stopping_rounds,
@@ -49,5 +56,6 @@ def make_churn_model(
         eval_metric="logloss",
         n_jobs=threads,
         random_state=seed,
+        monotone_constraints=monotone_constraints(columns),
         **dict(params),
     )

@@ -70,7 +70,11 @@ def fit_churn(
     folds = time_folds(stamps[split.trees].reset_index(drop=True), cfg.folds, cfg.horizon_days)
     tuning = tune(Xt.reset_index(drop=True), yt, folds, cfg.tuning, threads)
     model = make_churn_model(
-        tuning.params, n_estimators=tuning.rounds, threads=threads, seed=cfg.tuning.seed
+        tuning.params,
+        list(X.columns),
+        n_estimators=tuning.rounds,
+        threads=threads,
+        seed=cfg.tuning.seed,
     ).fit(Xt, yt)
     raw = model.predict_proba(X[split.calibration])[:, 1]
     calibrator = IsotonicCalibrator().fit(raw, y[split.calibration])

@@ -639,6 +639,7 @@ class TrainResult:
     tuning: TuningResult
     evaluation: pd.DataFrame
     evaluated_rows: int
+    evaluated_positives: int
     truth_source: str | None
     truth_note: str | None
     rows_without_truth: int
@@ -756,6 +757,7 @@ def run_training(
         tuning=models.churn.tuning,
         evaluation=evaluation.table,
         evaluated_rows=int(evaluation.rows.sum()),
+        evaluated_positives=int(evaluation.y.sum()),
         truth_source=str(truth_path) if truth_path is not None else None,
         truth_note=note,
         rows_without_truth=int(missing.sum()) if truth is not None else 0,

@@ -51,6 +51,7 @@ def tune(
         for i, (train, valid) in enumerate(folds):
             model = make_churn_model(
                 params,
+                list(X.columns),
                 n_estimators=tuning.max_rounds,
                 early_stopping_rounds=tuning.early_stopping_rounds,
                 threads=threads,

@@ -109,7 +109,10 @@ def print_training(result) -> None:
         if r.truth_note:
             typer.secho(f"  warning: {r.truth_note}", fg=typer.colors.YELLOW)
 
-    _section(f"Holdout evaluation ({r.evaluated_rows:,} rows; holdout id {r.holdout_id})")
+    _section(
+        f"Holdout evaluation ({r.evaluated_rows:,} rows, {r.evaluated_positives:,} churned; "
+        f"holdout id {r.holdout_id})"
+    )
     _print_frame(r.evaluation.T)
 
     _section("Health model")

@@ -110,12 +110,18 @@ def initial_state(pop: Population) -> State:
 
 
 def weekly_churn_hazard(s: State, c: Static, ctx: WeekContext) -> np.ndarray:
-    """Probability of cancelling during the week, given the state at its start."""
-    leaving = s.leaving > 0
+    """Probability of cancelling during the week, given the state at its start.
+
+    Suppliers leave the way they do in the field: they go quiet first. The disengaging regime
+    does not raise the hazard by itself; it drags engagement down week after week (see
+    :func:`transition`), and the hazard climbs steeply once engagement has fallen well below
+    the supplier's own long-run level (a threshold relative to the supplier, not an absolute
+    level: a venue and a stationer have very different normal activity).
+    """
     logit = (
-        -5.75
-        + np.where(leaving, 1.7 + 0.25 * np.minimum(s.leaving, 10), 0.0)
-        - 0.5 * s.engagement
+        -6.2
+        + 5.0 * sigmoid(1.5 * (c.base_engagement - s.engagement - 1.8))
+        - 0.25 * s.engagement
         + 0.4 * s.grievance
         + 0.8 * (s.past_due >= 1)
         + 4.0 * (s.past_due >= 4)
@@ -191,12 +197,16 @@ def transition(
         + 0.12 * s.features
         + 0.1 * s.milestones
         + 0.9 * (ctx.season - 0.5)
-        - 1.5 * leaving
+        - 0.5 * np.minimum(s.leaving, 8)  # disengagement deepens for two months
         - 0.3 * s.grievance
         + 0.12 * log_clients
         - 0.6 * np.exp(-ctx.tenure_weeks / 5.0)
     )
-    engagement = s.engagement + 0.3 * (target - s.engagement) + 0.2 * draws["engagement"]
+    engagement = (
+        s.engagement
+        + np.where(leaving, 0.5, 0.3) * (target - s.engagement)
+        + 0.2 * draws["engagement"]
+    )
     state = State(
         engagement=engagement.astype(np.float32),
         leaving=leaving_next,

@@ -51,7 +51,7 @@ def _activity(
     present = (np.floor(win.start[idx])[:, None] <= days) & (days < win.end[idx][:, None])
     weekday = WEEKDAY_FACTOR[(weekday0 + days) % 7]
     lam = (
-        0.4 * np.exp(s.engagement[idx])[:, None] * weekday * (0.5 + 0.9 * ctx.season[idx])[:, None]
+        2.5 * np.exp(s.engagement[idx])[:, None] * weekday * (0.5 + 0.9 * ctx.season[idx])[:, None]
     )
     logins = rng.poisson(np.where(present, lam, 0.0))
     signup_today = days == pop.signup_day[idx][:, None]

@@ -107,9 +107,9 @@ def draw_population(n: int, days: int, rng: np.random.Generator) -> Population:
         vendor=vendor,
         country=rng.choice(len(COUNTRIES), size=n, p=COUNTRY_SHARE).astype(np.int8),
         tier0=tier0,
-        base_engagement=(rng.normal(0.0, 0.5, n) + 0.12 * tier0).astype(np.float32),
+        base_engagement=(rng.normal(0.0, 0.9, n) + 0.12 * tier0).astype(np.float32),
         friction=rng.normal(0.0, 1.0, n).astype(np.float32),
-        price_sensitivity=(TIER_PRICE_SENSITIVITY[tier0] * rng.lognormal(0.0, 0.35, n)).astype(
+        price_sensitivity=(TIER_PRICE_SENSITIVITY[tier0] * rng.lognormal(0.0, 0.15, n)).astype(
             np.float32
         ),
         pay_risk=(1 / (1 + np.exp(-rng.normal(-3.6, 0.8, n)))).astype(np.float32),

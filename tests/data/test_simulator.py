@@ -165,5 +165,6 @@ def test_engagement_decays_before_most_cancellations(sim) -> None:
     last30 = np.array([r[1] for r in rows])
     before = np.array([r[2] for r in rows])
     assert len(rows) > 100
-    assert last30.mean() < 0.75 * before.mean()
+    # relative to each supplier's own level (normal activity differs tenfold between suppliers)
+    assert np.median(np.log((last30 + 0.1) / (before + 0.1))) < np.log(0.5)
     assert (last30 < before).mean() > 0.6  # most cancellations, not only on average

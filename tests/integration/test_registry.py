@@ -42,7 +42,7 @@ def _log_version(client, experiment: str, tmp_path: Path, seed: int) -> str:
     rng = np.random.default_rng(seed)
     X = rng.random((300, 3))
     y = (X[:, 0] + 0.3 * rng.random(300) > 0.8).astype(int)
-    model = make_churn_model({"max_depth": 2}, n_estimators=20, threads=1).fit(X, y)
+    model = make_churn_model({"max_depth": 2}, [], n_estimators=20, threads=1).fit(X, y)
     calibrator = IsotonicCalibrator().fit(model.predict_proba(X)[:, 1], y)
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.xgboost.log_model(model, name="churn", model_format="ubj")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tests.model.conftest import FittedModels, SimulatedSet, trained_constraints
 from training.explain import explain
 from training.models import feature_matrix, make_churn_model
 
@@ -32,13 +33,28 @@ def _fit():
     logit = -2 - 0.1 * (frame.logins_30d - 15) + 3 * frame.unresolved_payment_failure
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     X = feature_matrix(frame, COLUMNS)
-    return make_churn_model({"max_depth": 3}, n_estimators=60, threads=1).fit(X, y), X
+    return make_churn_model({"max_depth": 3}, COLUMNS, n_estimators=60, threads=1).fit(X, y), X
 
 
 def test_shap_values_sum_to_the_margin() -> None:
     model, X = _fit()
+    assert trained_constraints(model) == {
+        "logins_30d": -1,
+        "login_ewm_rate_7d": -1,
+        "unresolved_payment_failure": 1,
+    }
     e = explain(model, X.head(200))
     margin = model.predict(X.head(200), output_margin=True)
+    np.testing.assert_allclose(e.values.sum(axis=1) + e.base, margin, atol=1e-4)
+
+
+def test_shap_values_sum_to_the_margin_of_the_constrained_model_on_simulated_rows(
+    simulated: SimulatedSet, fitted: FittedModels
+) -> None:
+    rows = simulated.frame[fitted.split.holdout].sample(500, random_state=3)
+    X = feature_matrix(rows, fitted.columns)
+    e = explain(fitted.churn, X)
+    margin = fitted.churn.predict(X, output_margin=True)
     np.testing.assert_allclose(e.values.sum(axis=1) + e.base, margin, atol=1e-4)
 
 

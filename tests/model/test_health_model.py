@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import HEALTH_FACTORS
+from features.health import health_score
 from training.health_model import HealthModel, fit_health_model, relearn_weights
 
 
@@ -44,3 +45,18 @@ def test_fit_chooses_on_the_calibration_slice_and_maps_decreasingly() -> None:
     np.testing.assert_allclose(
         again.churn_probability(factors, segment), fit.model.churn_probability(factors, segment)
     )
+
+
+def test_a_factor_that_goes_with_churn_gets_no_weight_never_a_negative_one() -> None:
+    # feature adoption *raises* churn here (and login frequency lowers it): an unconstrained
+    # fit would give adoption a negative weight, so more adoption would lower the health score
+    factors, segment, _ = _data(seed=1)
+    rng = np.random.default_rng(1)
+    logit = -1.0 - 3.0 * factors["login_frequency"] + 3.0 * factors["feature_adoption"]
+    y = (rng.random(len(factors)) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+    weights = relearn_weights(factors, segment, y)
+    for w in weights.values():
+        assert sum(w) == pytest.approx(1) and min(w) >= 0
+        assert w[1] == pytest.approx(0, abs=1e-9) and w[0] > 0.5
+    more = factors.assign(feature_adoption=np.minimum(factors["feature_adoption"] + 0.3, 1))
+    assert np.all(health_score(more, segment, weights) >= health_score(factors, segment, weights))

@@ -52,12 +52,16 @@ def test_feature_matrix_uses_fixed_category_levels() -> None:
 def test_model_learns_the_signal_and_order_does_not_matter() -> None:
     frame, y, _ = _data()
     X = feature_matrix(frame, COLUMNS)
-    model = make_churn_model({"max_depth": 3, "learning_rate": 0.1}, n_estimators=100)
+    model = make_churn_model(
+        {"max_depth": 3, "learning_rate": 0.1}, COLUMNS, n_estimators=100, threads=1
+    )
     model.fit(X, y)
     p = model.predict_proba(X)[:, 1]
     assert roc_auc_score(y, p) > 0.75
     shuffled = X.sample(frac=1, random_state=1)
-    again = make_churn_model({"max_depth": 3, "learning_rate": 0.1}, n_estimators=100)
+    again = make_churn_model(
+        {"max_depth": 3, "learning_rate": 0.1}, COLUMNS, n_estimators=100, threads=1
+    )
     again.fit(shuffled, y[shuffled.index])
     np.testing.assert_allclose(again.predict_proba(X)[:, 1], p, atol=1e-6)
 

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE, service_columns
-from features.simulator import SimulationConfig, simulate
-from training.config import load_experiment
+from feature_repo.definitions import CHURN_SERVICE, service_columns
+from tests.model.conftest import SimulatedSet, experiment, trained_constraints
 from training.models import feature_matrix
+from training.monotone import monotone_constraints
 from training.pipeline import evaluation_table, fit_churn, make_logistic_baseline
-from wedsync_cs.feature_jobs import training_set
-from wedsync_cs.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> pd.DataFrame:
-    out = tmp_path_factory.mktemp("train") / "set"
-    simulate(SimulationConfig(suppliers=1500, days=400, seed=5, truth_paths=8), out)
-    settings = Settings(home=tmp_path_factory.mktemp("home"), feature_recent_days=0)
-    frame = training_set(settings, out / "raw", (CHURN_SERVICE, HEALTH_SERVICE), "weekly", 30)
-    truth = pd.read_parquet(out / "truth.parquet")
-    return frame.merge(
-        truth[["supplier_id", "as_of", "p_true"]],
-        left_on=["supplier_id", "event_timestamp"],
-        right_on=["supplier_id", "as_of"],
-        how="left",
-    )
-
-
-def test_pipeline_keeps_the_holdout_out_and_reports_every_model(data: pd.DataFrame) -> None:
-    cfg = load_experiment(ROOT / "experiments" / "churn_v1.yaml")
+def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: SimulatedSet) -> None:
+    data = simulated.frame
+    cfg = experiment()
     cfg = cfg.model_copy(
         update={
             "tuning": cfg.tuning.model_copy(
@@ -46,7 +26,8 @@ def test_pipeline_keeps_the_holdout_out_and_reports_every_model(data: pd.DataFra
     columns = service_columns(CHURN_SERVICE)
     X, y = feature_matrix(data, columns), data["label"].to_numpy()
     stamps = data["event_timestamp"]
-    fit = fit_churn(X, y, stamps, cfg, threads=2)
+    fit = fit_churn(X, y, stamps, cfg, threads=1)
+    assert trained_constraints(fit.model) == monotone_constraints(columns)
 
     split = fit.split
     start = split.outer.holdout_start

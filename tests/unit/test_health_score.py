@@ -52,9 +52,10 @@ def test_healthy_power_user_and_each_kind_of_trouble() -> None:
         "power_user",
         "new_user",
     ]
-    assert out.loc[0, "health_score"] == pytest.approx(
-        100 * (0.2 + 0.25 + 0.25 * np.sqrt(1) * 0.8 + 0.15 + 0.15)
-    )
+    power = 0.2 + 0.25 + 0.25 * np.sqrt(1) * 0.8 + 0.15 + 0.15
+    established = 0.25 + 0.2 + 0.2 * np.sqrt(1) * 0.8 + 0.15 + 0.15 + 0.05 * 1
+    # a power user gets the better of the power and the established weights
+    assert out.loc[0, "health_score"] == pytest.approx(100 * max(power, established))
     assert out.loc[0, "health_score"] >= 75
     for i in (1, 2, 3, 4):
         assert out.loc[i, "health_score"] < out.loc[0, "health_score"]
