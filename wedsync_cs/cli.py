@@ -92,16 +92,33 @@ def validate(
         raise typer.Exit(1)
 
 
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v1.yaml"
+
+
 @app.command()
 def demo(
     suppliers: Annotated[int, typer.Option(min=1, help="Suppliers in the demo set.")] = 2000,
     days: Annotated[int, typer.Option(min=28, help="Days of history.")] = 730,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials for the demo's training.")] = 8,
+    time_budget: Annotated[
+        float, typer.Option(min=1, help="Tuning time budget in seconds for the demo's training.")
+    ] = 150,
 ) -> None:
-    """Run the platform end to end on embedded defaults (everything under CS_HOME)."""
+    """Run the platform end to end on embedded defaults (everything under CS_HOME): simulate,
+    validate, build and serve features, then train, evaluate and register the models."""
     from wedsync_cs.jobs import run_demo
 
-    if not run_demo(get_settings(), suppliers=suppliers, days=days, seed=seed):
+    ok = run_demo(
+        get_settings(),
+        suppliers=suppliers,
+        days=days,
+        seed=seed,
+        experiment=DEFAULT_EXPERIMENT,
+        trials=trials,
+        time_budget=time_budget,
+    )
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -157,9 +174,6 @@ def features_materialize(
         _fail(str(err))
         raise
     typer.echo(f"online store ({get_settings().online_store}) holds features up to {done}")
-
-
-DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v1.yaml"
 
 
 @app.command()

@@ -113,10 +113,21 @@ def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def run_demo(settings: Settings, *, suppliers: int, days: int, seed: int) -> bool:
+def run_demo(
+    settings: Settings,
+    *,
+    suppliers: int,
+    days: int,
+    seed: int,
+    experiment: Path,
+    trials: int,
+    time_budget: float,
+) -> bool:
     """Simulate a default set under CS_HOME, validate it, build, register and materialise its
-    features, and show one supplier's features online and point-in-time."""
+    features, show one supplier's features online and point-in-time, then train, evaluate and
+    register the models on a small tuning budget."""
     from wedsync_cs.feature_jobs import build_features, materialize_features
+    from wedsync_cs.model_jobs import train
 
     home = settings.ensure_home()
     out = settings.data_dir / "demo"
@@ -140,4 +151,10 @@ def run_demo(settings: Settings, *, suppliers: int, days: int, seed: int) -> boo
     latest = table[table["event_timestamp"] == table["event_timestamp"].max()]
     supplier = latest.sort_values(["tenure_days", "supplier_id"]).iloc[len(latest) // 2]
     show_supplier(settings, supplier["supplier_id"], end - pd.Timedelta(days=56))
+    typer.echo("")
+    train(settings, out / "raw", experiment, trials=trials, time_budget=time_budget)
+    typer.echo(
+        f"\nNext: wedsync-cs predict --raw {out / 'raw'} --entities FILE --out FILE "
+        "scores (supplier_id, as_of) rows with these champions."
+    )
     return True

@@ -69,13 +69,19 @@ def test_simulate_refuses_to_overwrite_and_bad_options_are_clear(tmp_path: Path)
     assert not (tmp_path / "x").exists()
 
 
-def test_demo_runs_under_its_own_home(tmp_path: Path) -> None:
-    homes = [tmp_path / "a", tmp_path / "b"]
-    for home in homes:
-        result = run("demo", "--suppliers", "120", "--days", "90", cwd=tmp_path, home=home)
-        assert result.returncode == 0, result.stderr
-        assert "monthly churn rate" in result.stdout
-        assert "Contract check" in result.stdout and ": OK" in result.stdout
-        assert (home / "data" / "demo" / "raw" / "suppliers.parquet").exists()
-    # nothing outside the two homes, and the default home was never made
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+def test_demo_runs_end_to_end_under_its_own_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    args = ("demo", "--suppliers", "400", "--days", "400", "--trials", "2", "--time-budget", "60")
+    result = run(*args, cwd=tmp_path, home=home)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "monthly churn rate" in out
+    assert "Contract check" in out and ": OK" in out
+    assert (home / "data" / "demo" / "raw" / "suppliers.parquet").exists()
+    # it trained: the evaluation table with the simulator's ceiling, a champion, the UI command
+    assert "Holdout evaluation" in out and "churn_model" in out and "ceiling" in out
+    assert "churn v1: promoted to champion" in out
+    assert "health_calibration v1: promoted to champion" in out
+    assert "MLflow UI" in out and (home / "mlflow" / "mlflow.db").exists()
+    # nothing outside the home, and the default home was never made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]

@@ -60,8 +60,15 @@ def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: Simul
         "recall_top_decile",
         "precision_top_100",
         "auc_gap_closed",
+        "pr_auc_gap_closed",
+        "auc_rule_gap_closed",
+        "pr_auc_rule_gap_closed",
     } <= set(table.columns)
-    assert table.loc["ceiling_p_true", "auc_gap_closed"] == pytest.approx(1.0)
+    for gap in ("auc_gap_closed", "pr_auc_gap_closed", "auc_rule_gap_closed"):
+        assert table.loc["ceiling_p_true", gap] == pytest.approx(1.0)
+    assert table.loc["fixed_weight_rule", "auc_rule_gap_closed"] == pytest.approx(0.0)
+    better = table.loc[["fixed_weight_rule", "logistic_baseline"], "auc"].idxmax()
+    assert table.loc[better, "auc_gap_closed"] == pytest.approx(0.0)
     assert table.loc["churn_model", "auc"] > table.loc["fixed_weight_rule", "auc"]
     assert table.loc["ceiling_p_true", "auc"] > table.loc["churn_model", "auc"]
     assert (table[["auc", "pr_auc", "brier", "ece"]].to_numpy() <= 1).all()
