@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv with the pinned dependency set
 
-demo: install ## Simulate, validate and summarise a default data set (state in CS_HOME)
+demo: install ## Simulate, build features, train and register the models on a default set (state in CS_HOME)
 	$(BIN)/wedsync-cs demo
 
 test: install ## Run every test (PostgreSQL and Redis tests need the servers)
