@@ -262,9 +262,8 @@ from wedsync_cs.model_jobs import predict
 raw = Path({str(workdir / "train_sim" / "raw")!r})
 sup = pd.read_parquet(raw / "suppliers.parquet", columns=["supplier_id"])["supplier_id"]
 rng = np.random.default_rng(3)
-from features.feature_table import connect, data_span
-from features.raw_reader import load_raw
-con = connect(load_raw(raw).frames); _, last = data_span(con); con.close()
+import pyarrow.compute as pc, pyarrow.parquet as pq
+last = pc.max(pq.read_table(raw / "activity_daily.parquet", columns=["date"])["date"]).as_py()
 end = pd.Timestamp(last, tz="UTC")
 start = end - pd.Timedelta(days=min({back}, {days} - 60))
 stamps = start + pd.to_timedelta(rng.integers(0, (end - start).days * 24, {rows}), unit="h")
