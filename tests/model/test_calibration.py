@@ -25,6 +25,8 @@ from training.models import feature_matrix
 DECILES = 10
 # Two-sided normal quantile for a 1 % family-wise error over ten deciles (Bonferroni).
 Z_LIMIT = 3.29
+# The 99 % quantile of a chi-square with ten degrees of freedom: all deciles off together.
+CHI2_LIMIT = 23.21
 NULL_DRAWS = 400
 
 
@@ -107,9 +109,12 @@ def test_calibrated_probabilities_match_the_truth_per_decile(
     masks = (split.holdout, split.calibration)
     raw = scored["raw"].to_numpy()
     z = decile_z(raw, scored["calibrated"].to_numpy(), *args, *masks)
+    # both tests pass: no decile is off, and the deciles are not off together
     assert np.abs(z).max() <= Z_LIMIT, np.round(z, 2)
+    assert (z**2).sum() <= CHI2_LIMIT, np.round(z, 2)
+    # and the same tests catch the classic mistake (it is off in every decile at once)
     mistake = decile_z(raw, scored["calibrated_on_trees"].to_numpy(), *args, *masks)
-    assert np.abs(mistake).max() > Z_LIMIT, np.round(mistake, 2)
+    assert np.abs(mistake).max() > Z_LIMIT or (mistake**2).sum() > CHI2_LIMIT, mistake
 
 
 def test_holdout_ece_is_within_what_the_sample_size_explains(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from features.catalog import CATEGORIES, FEATURES
@@ -82,6 +83,33 @@ def test_isotonic_calibrator_is_monotone_and_round_trips_json(tmp_path: Path) ->
     assert np.all(np.diff(health.predict(grid * 100)) <= 0)
     with pytest.raises(Exception, match="not fitted"):
         IsotonicCalibrator().predict(grid)
+
+
+def test_calibrator_keeps_the_ranking_with_the_isotonic_probabilities() -> None:
+    """Plain isotonic steps tie rows the model ranks apart; the centred map must not, while its
+    probabilities stay those of the isotonic fit."""
+    rng = np.random.default_rng(5)
+    score = rng.random(20_000)
+    y = (rng.random(20_000) < 0.02 + 0.3 * score**3).astype(int)
+    cal = IsotonicCalibrator().fit(score, y)
+    steps = IsotonicRegression(out_of_bounds="clip").fit(score, y)
+    # the block values are the isotonic fit's, placed at each block's mean score
+    np.testing.assert_allclose(cal.predict(cal.x_thresholds_), steps.predict(cal.x_thresholds_))
+    assert len(cal.x_thresholds_) < 200 and np.all(np.diff(cal.x_thresholds_) > 0)
+    # no ties: distinct scores keep distinct, ordered probabilities (steps would tie most)
+    fresh = np.sort(rng.random(5_000))
+    p = cal.predict(fresh)
+    inside = (p > 0) & (p < 1)
+    assert np.all(np.diff(p[inside]) > 0) and inside.mean() > 0.99
+    assert len(np.unique(steps.predict(fresh))) < 200
+    # still calibrated on fresh data from the same process
+    y_fresh = (rng.random(5_000) < 0.02 + 0.3 * fresh**3).astype(int)
+    assert abs(p.mean() - y_fresh.mean()) < 0.01
+    # a decreasing map (health score) keeps its order the other way round
+    health = IsotonicCalibrator(increasing=False).fit(100 * (1 - score), y)
+    q = health.predict(100 * fresh)
+    inside = (q > 0) & (q < 1)
+    assert np.all(np.diff(q[inside]) < 0) and inside.mean() > 0.95
 
 
 def test_tuning_is_seeded_and_respects_folds() -> None:
