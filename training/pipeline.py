@@ -13,13 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from features.catalog import FEATURES
 from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig
 from training.metrics import evaluate, gap_closed
@@ -79,19 +73,6 @@ def fit_churn(
     raw = model.predict_proba(X[split.calibration])[:, 1]
     calibrator = IsotonicCalibrator().fit(raw, y[split.calibration])
     return ChurnFit(model=model, calibrator=calibrator, tuning=tuning, split=split)
-
-
-def make_logistic_baseline(columns: list[str]) -> Pipeline:
-    """Logistic regression on the same features: scaled numbers, one-hot categories."""
-    numeric = [c for c in columns if FEATURES[c][1] != "category"]
-    categorical = [c for c in columns if FEATURES[c][1] == "category"]
-    prep = ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-        ]
-    )
-    return Pipeline([("prep", prep), ("model", LogisticRegression(max_iter=2000, C=1.0))])
 
 
 def evaluation_table(

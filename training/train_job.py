@@ -33,12 +33,13 @@ from feature_repo.definitions import service_columns
 from features import contract
 from features.catalog import CATEGORIES, FEATURES, HEALTH_FACTORS
 from training import plots
+from training.baseline import make_logistic_baseline
 from training.config import ExperimentConfig, Tuning
 from training.explain import Explanation, explain
 from training.health_model import HealthFit, fit_health_model
 from training.metrics import EPS
 from training.models import feature_matrix
-from training.pipeline import ChurnFit, evaluation_table, fit_churn, make_logistic_baseline
+from training.pipeline import ChurnFit, evaluation_table, fit_churn
 from training.registry import Promotion
 from training.risk import band_table, bands_ordered
 from training.tuning import TuningResult

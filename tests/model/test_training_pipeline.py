@@ -8,9 +8,10 @@ import pytest
 
 from feature_repo.definitions import CHURN_SERVICE, service_columns
 from tests.model.conftest import SimulatedSet, experiment, trained_constraints
+from training.baseline import make_logistic_baseline
 from training.models import feature_matrix
 from training.monotone import monotone_constraints
-from training.pipeline import evaluation_table, fit_churn, make_logistic_baseline
+from training.pipeline import evaluation_table, fit_churn
 
 
 def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: SimulatedSet) -> None:
