@@ -128,6 +128,9 @@ def _q(values: Iterable[str]) -> str:
 # Running totals per supplier, in day order (every source table's window).
 _RUNNING = """window w as (partition by supplier_id order by day
                  rows between unbounded preceding and current row)"""
+# Running sums of integer counts are cast back to bigint: DuckDB sums them as 128-bit integers,
+# which reach pandas as Python Decimal objects (converting those took half of a feature build).
+_RUNNING_TYPE = {"logins": "bigint", "active_day": "bigint"}
 # The contract's "active at t" for a relation ``s`` holding signup_at and cancelled_at: signed
 # up at or before t, and no cancellation at or before t.
 ACTIVE_AT = "s.signup_at <= {t} and (s.cancelled_at is null or s.cancelled_at > {t})"
@@ -139,7 +142,10 @@ def _sources_sql() -> list[str]:
     create temp table cum_act as
     select supplier_id, day,
            {
-        ", ".join(f"sum({c}) over w as c_{c}" for c in ["logins", "minutes", "active_day", *ew])
+        ", ".join(
+            f"(sum({c}) over w)::{_RUNNING_TYPE.get(c, 'double')} as c_{c}"
+            for c in ["logins", "minutes", "active_day", *ew]
+        )
     },
            max(case when active_day > 0 then day end) over w as last_login_day
     from (select a.supplier_id, a.date as day, sum(a.logins)::integer as logins,
@@ -156,7 +162,7 @@ def _sources_sql() -> list[str]:
     usage = f"""
     create temp table cum_use as
     select supplier_id, day,
-           {", ".join(f"sum(used_{f}) over w as c_used_{f}" for f in CORE_FEATURES)}
+           {", ".join(f"(sum(used_{f}) over w)::bigint as c_used_{f}" for f in CORE_FEATURES)}
     from (select supplier_id, date as day,
                  {
         ", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)
@@ -174,7 +180,12 @@ def _sources_sql() -> list[str]:
     ]
     tickets = f"""
     create temp table cum_tix as
-    select supplier_id, day, {", ".join(f"sum({c}) over w as c_{c}" for c in ticket_cols)}
+    select supplier_id, day, {
+        ", ".join(
+            f"(sum({c}) over w)::{'double' if c == 'resolution_hours' else 'bigint'} as c_{c}"
+            for c in ticket_cols
+        )
+    }
     from (select supplier_id, day, {
         ", ".join(
             f"coalesce(sum({c}), 0)::{'double' if c == 'resolution_hours' else 'integer'} as {c}"
@@ -206,7 +217,8 @@ def _sources_sql() -> list[str]:
     priced = "event_type in ('payment_succeeded', 'plan_upgraded', 'plan_downgraded')"
     billing = f"""
     create temp table cum_bill as
-    select supplier_id, day, {", ".join(f"sum({c}) over w as c_{c}" for c in bill_kinds)},
+    select supplier_id, day,
+           {", ".join(f"(sum({c}) over w)::bigint as c_{c}" for c in bill_kinds)},
            max(failed_at) over w as last_failed_at,
            max(succeeded_at) over w as last_succeeded_at,
            last_value(price ignore nulls) over w as price
