@@ -10,6 +10,9 @@ is a difference of two cumulative values. This is point-in-time correct by const
 for any set of grid days, and costs a sort of the events plus a merge per look-back, with no
 Python loop over suppliers or days.
 
+:func:`feature_rows_for` gives the same rows for chosen (supplier, day) pairs only, for scoring a
+few suppliers on days the table lacks without building those days for everyone.
+
 Cancellations only decide who is active; they never feed a feature.
 """
 
@@ -303,41 +306,62 @@ _LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
 }
 
 
-def _lookup_sql(alias: str) -> str:
-    """``look_<alias>``: the source's running values at each grid row's look-back days."""
+def _lookup_sql(
+    alias: str,
+    grid: str = "grid",
+    prefix: str = "look",
+    only: tuple[tuple[str, ...], tuple[int, ...]] | None = None,
+) -> str:
+    """``<prefix>_<alias>``: the source's running values at each row of ``grid`` at its
+    look-back days (``only``: a subset of the columns and look-backs)."""
     table, columns, offsets = _LOOKUPS[alias]
+    if only is not None:
+        columns, offsets = only
     pivot = ", ".join(
         f"max(c.{c}) filter (where l.k = {k}) as {c}__{k}" for c in columns for k in offsets
     )
     values = ", ".join(f"({k})" for k in offsets)
     return f"""
-    create temp table look_{alias} as
+    create temp table {prefix}_{alias} as
     select l.rid, {pivot}
     from (select g.rid, g.supplier_id, g.day - o.k as qday, o.k
-          from grid g cross join (values {values}) o(k)) l
+          from {grid} g cross join (values {values}) o(k)) l
     asof left join {table} c on l.supplier_id = c.supplier_id and l.qday >= c.day
     group by l.rid
     """
 
 
+def _win(src: str, col: str, k: int, upper: int = 0) -> str:
+    """Events of ``col`` in the days (d - k, d - upper] from source alias prefix ``src``."""
+    return f"(coalesce({src}.c_{col}__{upper}, 0) - coalesce({src}.c_{col}__{k}, 0))"
+
+
+# The three features the cohort averages are taken of, and what they need to be computed: one
+# definition for the feature table and for the cohort of an on-demand computation.
+_USED_30D = " + ".join(f"({_win('u', f'used_{f}', 30)} > 0)::integer" for f in CORE_FEATURES)
+_COHORT_INPUTS = f"""{_win("a", "logins", 30)} as logins_30d, {_USED_30D} as features_used_30d,
+        case when coalesce(k.total_clients__0, 0) > 0
+             then k.active_clients_30d__0 / k.total_clients__0 end as active_client_ratio"""
+_COHORT_LOOKUPS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "a": (("c_logins",), (0, 30)),
+    "u": (tuple(f"c_used_{f}" for f in CORE_FEATURES), (0, 30)),
+    "k": (("total_clients", "active_clients_30d"), (0,)),
+}
+
+
 def _features_sql() -> str:
     joins = "\n".join(f"join look_{a} {a} using (rid)" for a in _LOOKUPS)
 
-    def win(src: str, col: str, k: int, upper: int = 0) -> str:
-        """Events of ``col`` in the days (d - k, d - upper] from source alias prefix ``src``."""
-        return f"(coalesce({src}.c_{col}__{upper}, 0) - coalesce({src}.c_{col}__{k}, 0))"
-
     stage = {
         f: f"""case when coalesce(u.c_used_{f}__0, 0) = 0 then 'never_used'
-                 when {win("u", f"used_{f}", 30)} = 0 then 'churned'
-                 when {win("u", f"used_{f}", 30)} <= 3 then 'trial'
-                 when {win("u", f"used_{f}", 30)} <= 11 then 'adopting'
+                 when {_win("u", f"used_{f}", 30)} = 0 then 'churned'
+                 when {_win("u", f"used_{f}", 30)} <= 3 then 'trial'
+                 when {_win("u", f"used_{f}", 30)} <= 11 then 'adopting'
                  else 'power_user' end"""
         for f in CORE_FEATURES
     }
-    used30 = " + ".join(f"({win('u', f'used_{f}', 30)} > 0)::integer" for f in CORE_FEATURES)
     used_prev = " + ".join(
-        f"({win('u', f'used_{f}', 60, upper=30)} > 0)::integer" for f in CORE_FEATURES
+        f"({_win('u', f'used_{f}', 60, upper=30)} > 0)::integer" for f in CORE_FEATURES
     )
     used_ever = " + ".join(f"(coalesce(u.c_used_{f}__0, 0) > 0)::integer" for f in CORE_FEATURES)
     ewm = ", ".join(
@@ -351,50 +375,48 @@ def _features_sql() -> str:
         f" as {m}_days_behind"
         for m, t in MILESTONE_TARGET_DAYS.items()
     )
-    logins_prev = win("a", "logins", 60, upper=30)
+    logins_prev = _win("a", "logins", 60, upper=30)
     return f"""
     create temp table feat as
     select g.supplier_id, g.event_timestamp, g.day, g.vendor_type, g.hemisphere,
         g.day - a.last_login_day__0 as days_since_last_login,
-        {win("a", "logins", 7)} as logins_7d, {win("a", "logins", 30)} as logins_30d,
-        {win("a", "logins", 90)} as logins_90d,
-        {win("a", "active_day", 7)} as active_days_7d,
-        {win("a", "active_day", 30)} as active_days_30d,
-        {win("a", "active_day", 90)} as active_days_90d,
-        {win("a", "minutes", 30)} as session_minutes_30d,
-        {win("a", "logins", 30)} - {logins_prev} as logins_30d_change,
-        ({win("a", "logins", 30)} + 1.0) / ({logins_prev} + 1.0) as logins_30d_ratio_prev_30d,
+        {_COHORT_INPUTS},
+        {_win("a", "logins", 7)} as logins_7d, {_win("a", "logins", 90)} as logins_90d,
+        {_win("a", "active_day", 7)} as active_days_7d,
+        {_win("a", "active_day", 30)} as active_days_30d,
+        {_win("a", "active_day", 90)} as active_days_90d,
+        {_win("a", "minutes", 30)} as session_minutes_30d,
+        {_win("a", "logins", 30)} - {logins_prev} as logins_30d_change,
+        ({_win("a", "logins", 30)} + 1.0) / ({logins_prev} + 1.0) as logins_30d_ratio_prev_30d,
         {ewm},
         {", ".join(f"{stage[f]} as {f}_stage" for f in CORE_FEATURES)},
-        {", ".join(f"{win('u', f'used_{f}', 30)} as {f}_days_30d" for f in CORE_FEATURES)},
-        {used30} as features_used_30d, {used_ever} as features_used_ever,
+        {", ".join(f"{_win('u', f'used_{f}', 30)} as {f}_days_30d" for f in CORE_FEATURES)},
+        {used_ever} as features_used_ever,
         {used_prev} as features_used_prev_30d,
-        ({used30}) - ({used_prev}) as feature_breadth_trend,
+        ({_USED_30D}) - ({used_prev}) as feature_breadth_trend,
         coalesce(k.total_clients__0, 0) as total_clients,
         coalesce(k.active_clients_30d__0, 0) as active_clients_30d,
-        case when coalesce(k.total_clients__0, 0) > 0
-             then k.active_clients_30d__0 / k.total_clients__0 end as active_client_ratio,
         greatest(coalesce(k.total_clients__0, 0) - coalesce(k.total_clients__30, 0), 0)
             as new_clients_30d,
-        {win("t", "tickets_created", 30)} as tickets_30d,
-        {win("t", "tickets_created", 90)} as tickets_90d,
-        case when {win("t", "ratings", 90)} > 0
-             then {win("t", "rating_sum", 90)} / {win("t", "ratings", 90)} end
+        {_win("t", "tickets_created", 30)} as tickets_30d,
+        {_win("t", "tickets_created", 90)} as tickets_90d,
+        case when {_win("t", "ratings", 90)} > 0
+             then {_win("t", "rating_sum", 90)} / {_win("t", "ratings", 90)} end
             as mean_satisfaction_90d,
-        {win("t", "bad_ratings", 90)} as bad_ratings_90d,
+        {_win("t", "bad_ratings", 90)} as bad_ratings_90d,
         coalesce(t.c_tickets_created__0, 0) - coalesce(t.c_tickets_resolved__0, 0) as open_tickets,
-        case when {win("t", "tickets_resolved", 90)} > 0
-             then {win("t", "resolution_hours", 90)} / {win("t", "tickets_resolved", 90)} end
+        case when {_win("t", "tickets_resolved", 90)} > 0
+             then {_win("t", "resolution_hours", 90)} / {_win("t", "tickets_resolved", 90)} end
             as mean_resolution_hours_90d,
-        {win("b", "payments_failed", 30)} as failed_payments_30d,
-        {win("b", "payments_failed", 90)} as failed_payments_90d,
+        {_win("b", "payments_failed", 30)} as failed_payments_30d,
+        {_win("b", "payments_failed", 90)} as failed_payments_90d,
         (b.last_failed_at__0 is not null and (b.last_succeeded_at__0 is null
             or b.last_failed_at__0 > b.last_succeeded_at__0))::integer
             as unresolved_payment_failure,
-        {win("b", "card_expiring", 30)} as card_expiring_30d,
-        {win("b", "downgrades", 90)} as downgrades_90d,
-        {win("b", "upgrades", 90)} as upgrades_90d,
-        {win("b", "refunds", 90)} as refunds_90d,
+        {_win("b", "card_expiring", 30)} as card_expiring_30d,
+        {_win("b", "downgrades", 90)} as downgrades_90d,
+        {_win("b", "upgrades", 90)} as upgrades_90d,
+        {_win("b", "refunds", 90)} as refunds_90d,
         {" + ".join(f"{a}::integer" for a in achieved.values())} as milestones_achieved,
         ({" + ".join(f"{achieved[m]}::integer" for m in CRITICAL_PATH)})
             / {len(CRITICAL_PATH)}.0 as critical_path_completion,
@@ -420,7 +442,7 @@ _COHORT_SQL = """
     select day, vendor_type, hemisphere, avg(logins_30d) as cohort_logins_30d,
            avg(features_used_30d) as cohort_features_30d,
            avg(active_client_ratio) as cohort_client_ratio
-    from feat group by all
+    from {rows} group by all
 """
 _OUTPUT_SQL = """
     select f.*,
@@ -431,6 +453,53 @@ _OUTPUT_SQL = """
       c.cohort_logins_30d
     from feat f join cohort c using (day, vendor_type, hemisphere)
 """
+
+
+_GRID_SQL = """
+    create temp table {name} as
+    select row_number() over () as rid, s.*, d.day,
+           (d.day + 1)::timestamp as event_timestamp,
+           -- days into the wedding year: southern seasons run half a year apart
+           (dayofyear(d.day) + case when s.hemisphere = 'southern' then 182 else 0 end)
+               % 365 as season_day
+    from sup s join {days} d on {on}
+"""
+
+
+def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A connection with the contract tables, the suppliers (``sup``) and their running totals."""
+    con = connect(source, threads)
+    southern = _q(sorted(SOUTHERN_HEMISPHERE_COUNTRIES))
+    try:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+        con.execute(f"""
+            create temp table sup as
+            select s.supplier_id, s.vendor_type, s.signup_at, s.signup_at::date as signup_day,
+                   c.cancelled_at, {TIER_RANK.format("s.subscription_tier")} as tier_now,
+                   case when s.country in ({southern}) then 'southern' else 'northern' end
+                       as hemisphere
+            from suppliers s left join cancellations c using (supplier_id)
+        """)
+        for sql in _sources_sql():
+            con.execute(sql)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _read(
+    con: duckdb.DuckDBPyConnection, batch_rows: int, cohort_of_grid: bool = True
+) -> Iterator[pd.DataFrame]:
+    """The features of ``grid``'s rows with their cohort means: from the grid's own rows when
+    ``cohort_of_grid`` (a grid of whole days), else from a ``cohort`` table made beforehand."""
+    for sql in (*(_lookup_sql(alias) for alias in _LOOKUPS), _features_sql()):
+        con.execute(sql)
+    if cohort_of_grid:
+        con.execute(_COHORT_SQL.format(rows="feat"))
+    reader = con.sql(_OUTPUT_SQL + " order by f.event_timestamp, f.supplier_id")
+    for batch in reader.to_arrow_reader(batch_rows):
+        yield _finish(batch.to_pandas())
 
 
 def iter_feature_batches(
@@ -456,38 +525,81 @@ def iter_feature_batches(
     days = sorted(set(days))
     if not days:
         return
-    con = connect(source, threads)
-    con.execute(f"set memory_limit = '{memory_limit}'")
-    con.register("grid_days", pa.table({"day": pa.array(days, pa.date32())}))
-    southern = _q(sorted(SOUTHERN_HEMISPHERE_COUNTRIES))
-    con.execute(f"""
-        create temp table sup as
-        select s.supplier_id, s.vendor_type, s.signup_at, s.signup_at::date as signup_day,
-               c.cancelled_at, {TIER_RANK.format("s.subscription_tier")} as tier_now,
-               case when s.country in ({southern}) then 'southern' else 'northern' end
-                   as hemisphere
-        from suppliers s left join cancellations c using (supplier_id)
-    """)
-    con.execute(f"""
-        create temp table grid as
-        select row_number() over () as rid, s.*, d.day,
-               (d.day + 1)::timestamp as event_timestamp,
-               -- days into the wedding year: southern seasons run half a year apart
-               (dayofyear(d.day) + case when s.hemisphere = 'southern' then 182 else 0 end)
-                   % 365 as season_day
-        from sup s join grid_days d on {ACTIVE_AT.format(t="(d.day + 1)::timestamp")}
-    """)
+    con = _open(source, threads, memory_limit)
     try:
-        lookups = [_lookup_sql(alias) for alias in _LOOKUPS]
-        for sql in (*_sources_sql(), *lookups, _features_sql(), _COHORT_SQL):
-            con.execute(sql)
-        reader = con.sql(
-            _OUTPUT_SQL + " order by f.event_timestamp, f.supplier_id"
-        ).to_arrow_reader(batch_rows)
-        for batch in reader:
-            yield _finish(batch.to_pandas())
+        con.register("grid_days", pa.table({"day": pa.array(days, pa.date32())}))
+        on = ACTIVE_AT.format(t="(d.day + 1)::timestamp")
+        con.execute(_GRID_SQL.format(name="grid", days="grid_days", on=on))
+        yield from _read(con, batch_rows)
     finally:
         con.close()
+
+
+def feature_rows_for(
+    source: Source,
+    pairs: pd.DataFrame,
+    threads: int = 2,
+    memory_limit: str = "4GB",
+) -> pd.DataFrame:
+    """The feature rows of some suppliers on some days only: for each ``(supplier_id, day)`` of
+    ``pairs`` whose supplier is active at the end of ``day``, the row the full table of that
+    day holds (see :func:`iter_feature_batches`), value for value.
+
+    Every feature of a row depends on its supplier's own history only, except the ``*_vs_cohort``
+    ones, which divide by the mean over all suppliers of the same vendor type and hemisphere
+    active that day; those means are computed from all suppliers on the pairs' days, with only
+    the three features they average. Scoring a few rows spread over many days therefore costs
+    far less than building those days for every supplier.
+
+    Args:
+        pairs: ``supplier_id`` (string) and ``day`` (date) columns; duplicates are ignored.
+
+    Returns:
+        One row per distinct active pair, columns as :func:`build_feature_table`, ordered by
+        ``event_timestamp`` then ``supplier_id``.
+    """
+    missing = {"supplier_id", "day"} - set(pairs.columns)
+    if missing:
+        raise KeyError(f"pairs need the columns {sorted(missing)}")
+    wanted = pa.table(
+        {
+            "supplier_id": pa.array(pairs["supplier_id"].astype(str), pa.string()),
+            "day": pa.array(pd.to_datetime(pairs["day"]).dt.date, pa.date32()),
+        }
+    )
+    con = _open(source, threads, memory_limit)
+    try:
+        con.register("wanted", wanted)
+        con.execute("create temp table pair_days as select distinct day from wanted")
+        on = ACTIVE_AT.format(t="(d.day + 1)::timestamp")
+        # every active supplier of those days, for the cohort means only
+        con.execute(_GRID_SQL.format(name="cohort_grid", days="pair_days", on=on))
+        for alias, only in _COHORT_LOOKUPS.items():
+            con.execute(_lookup_sql(alias, grid="cohort_grid", prefix="cohort_look", only=only))
+        con.execute(f"""
+            create temp table cohort_rows as
+            select g.day, g.vendor_type, g.hemisphere, {_COHORT_INPUTS}
+            from cohort_grid g {
+            " ".join(f"join cohort_look_{a} {a} using (rid)" for a in _COHORT_LOOKUPS)
+        }
+        """)
+        con.execute(_COHORT_SQL.format(rows="cohort_rows"))
+        # the requested rows themselves
+        con.execute("create temp table pair_rows as select distinct supplier_id, day from wanted")
+        con.execute(
+            _GRID_SQL.format(
+                name="grid",
+                days="pair_rows",
+                on="s.supplier_id = d.supplier_id and "
+                + ACTIVE_AT.format(t="(d.day + 1)::timestamp"),
+            )
+        )
+        frames = list(_read(con, 250_000, cohort_of_grid=False))
+    finally:
+        con.close()
+    if not frames:
+        return _finish(pd.DataFrame(columns=[*KEY_COLUMNS, "day", *FEATURES]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def build_feature_table(source: Source, days: Iterable[date], threads: int = 2) -> pd.DataFrame:

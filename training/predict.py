@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -149,11 +150,46 @@ def entity_status(
     return np.select([unknown, active.to_numpy()], ["unknown_supplier", "active"], "not_active")
 
 
+def feature_day(instants: pd.Series) -> pd.Series:
+    """The grid day whose feature row is the latest known at each instant (same index): the
+    row of day ``d`` is stamped ``d + 1`` 00:00 UTC, so an instant on day ``D`` reads ``D - 1``."""
+    return (_utc(instants).dt.floor("D") - pd.Timedelta(days=1)).dt.date
+
+
 def feature_days(instants: pd.Series) -> list[date]:
-    """The grid day whose feature row is the latest known at each instant: the row of day
-    ``d`` is stamped ``d + 1`` 00:00 UTC, so an instant on day ``D`` reads day ``D - 1``."""
-    days = _utc(instants).dt.floor("D") - pd.Timedelta(days=1)
-    return sorted({d.date() for d in days})
+    """The distinct grid days of :func:`feature_day`, sorted."""
+    return sorted(set(feature_day(instants)))
+
+
+def on_demand_features(
+    tables: Mapping[str, pd.DataFrame | pa.Table],
+    rows: pd.DataFrame,
+    services: Sequence[str],
+    threads: int = 2,
+) -> pd.DataFrame:
+    """The feature services' columns for ``rows`` (``supplier_id``, ``event_timestamp``: the
+    instant), computed for these suppliers on their feature days only
+    (:func:`features.feature_table.feature_rows_for`: the values the full table of those days
+    holds) instead of building those days for every supplier. Same index as ``rows``; a row
+    whose supplier has no feature row that day is all null.
+    """
+    from feature_repo.definitions import service_columns
+    from features.feature_table import feature_rows_for
+
+    days = feature_day(rows["event_timestamp"])
+    pairs = pd.DataFrame({"supplier_id": rows["supplier_id"].astype(str), "day": days})
+    table = feature_rows_for(tables, pairs, threads)
+    table["day"] = (table["event_timestamp"] - pd.Timedelta(days=1)).dt.date
+    columns = list(dict.fromkeys(c for s in services for c in service_columns(s)))
+    found = pairs.merge(
+        table[["supplier_id", "day", *columns]],
+        how="left",
+        on=["supplier_id", "day"],
+        validate="many_to_one",
+    )
+    found = found.drop(columns="day").set_axis(rows.index)
+    found.insert(1, "event_timestamp", rows["event_timestamp"])
+    return found
 
 
 @dataclass(frozen=True)

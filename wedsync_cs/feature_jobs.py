@@ -59,7 +59,8 @@ def store_config(settings: Settings) -> StoreConfig:
     )
 
 
-def _existing_days(path: Path) -> set[date]:
+def stored_days(path: Path) -> set[date]:
+    """The grid days the feature table at ``path`` holds (none when there is no table)."""
     if not path.exists():
         return set()
     stamps = pq.read_table(path, columns=["event_timestamp"])["event_timestamp"]
@@ -108,7 +109,7 @@ def build_features(
     cadence = Cadence(settings.feature_history_every_days, settings.feature_recent_days)
     days = cadence.days(first, last, extra_days)
     path = settings.feature_table_path
-    have = _existing_days(path) if incremental else set()
+    have = stored_days(path) if incremental else set()
     todo = [d for d in days if d not in have]
     if todo:
         written, total = _write_table(path, source, todo, bool(have), settings, raw)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -166,13 +167,19 @@ def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> Pr
     from training.predict import (
         assemble,
         entity_status,
-        feature_days,
+        feature_day,
         load_champions,
+        on_demand_features,
         read_entities,
         score_features,
         write_predictions,
     )
-    from wedsync_cs.feature_jobs import build_features, extends_last_build, store_config
+    from wedsync_cs.feature_jobs import (
+        build_features,
+        extends_last_build,
+        store_config,
+        stored_days,
+    )
 
     entities = read_entities(entities_path)
     if settings.mlflow_tracking_uri is None and not (settings.mlflow_dir / "mlflow.db").exists():
@@ -186,20 +193,32 @@ def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> Pr
     active = entities[status == "active"].rename(columns={"as_of": "event_timestamp"})
     scored = pd.DataFrame()
     if len(active):
-        build_features(
-            settings,
-            raw,
-            incremental=extends_last_build(settings, raw),
-            extra_days=tuple(feature_days(active["event_timestamp"])),
-            tables=tables,
+        # the table as the cadence defines it; days it lacks are computed for these rows only
+        build = build_features(
+            settings, raw, incremental=extends_last_build(settings, raw), tables=tables
         )
-        store = open_store(store_config(settings))
-        keys = active[["supplier_id", "event_timestamp"]]
-        churn = historical_features(store, models.feature_service, keys)
-        health = historical_features(store, models.health_service, keys)
-        features = pd.concat(
-            [churn, health.drop(columns=["supplier_id", "event_timestamp"])], axis=1
-        ).set_axis(active.index)
+        days = feature_day(active["event_timestamp"])
+        in_data = (days >= date.fromisoformat(build.first_day)) & (
+            days <= date.fromisoformat(build.last_day)
+        )
+        # days outside the data go to the store too: its newest row, if recent enough, or none
+        stored = (days.isin(list(stored_days(settings.feature_table_path))) | ~in_data).to_numpy()
+        services = (models.feature_service, models.health_service)
+        parts = []
+        if stored.any():
+            store = open_store(store_config(settings))
+            keys = active.loc[stored, ["supplier_id", "event_timestamp"]]
+            churn = historical_features(store, services[0], keys)
+            health = historical_features(store, services[1], keys)
+            parts.append(
+                pd.concat(
+                    [churn, health.drop(columns=["supplier_id", "event_timestamp"])], axis=1
+                ).set_axis(keys.index)
+            )
+        if (~stored).any():
+            rows = active.loc[~stored, ["supplier_id", "event_timestamp"]]
+            parts.append(on_demand_features(tables.frames, rows, services, settings.threads))
+        features = pd.concat(parts).reindex(active.index)
         present = features["tenure_days"].notna() & features["health_score"].notna()
         if present.any():
             scored = score_features(features[present], models)

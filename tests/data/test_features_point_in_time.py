@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from features.as_of import export_at
 from features.catalog import FEATURES, KEY_COLUMNS
-from features.feature_table import build_feature_table
+from features.feature_table import build_feature_table, feature_rows_for
 from features.raw_reader import load_raw
 from features.simulator import SimulationConfig, simulate
 
@@ -80,3 +80,31 @@ def test_feature_table_has_the_catalogue_columns_and_types(full) -> None:
     assert full["event_timestamp"].dt.tz is not None
     assert not full.duplicated(list(KEY_COLUMNS)).any()
     assert full["health_score"].between(0, 100).all()
+
+
+def test_rows_for_some_suppliers_equal_the_full_table_of_their_days(raw, full) -> None:
+    """``feature_rows_for`` computes a few (supplier, day) rows without building whole days;
+    every value, the cohort ratios included, is the full table's."""
+    rng = np.random.default_rng(5)
+    picked = full.iloc[rng.choice(len(full), 300, replace=False)]
+    pairs = pd.DataFrame(
+        {
+            "supplier_id": picked["supplier_id"].to_numpy(),
+            "day": (picked["event_timestamp"] - pd.Timedelta(days=1)).dt.date.to_numpy(),
+        }
+    )
+    gone = raw["cancellations"].sort_values("cancelled_at").iloc[0]
+    not_active = pd.DataFrame(
+        {"supplier_id": [gone.supplier_id, "sup_nobody"], "day": [CANDIDATES[-1]] * 2}
+    )
+    assert gone.cancelled_at.date() < CANDIDATES[-1]
+    got = feature_rows_for(raw, pd.concat([pairs, not_active, pairs.head(20)]))  # repeats too
+    expected = picked.sort_values(["event_timestamp", "supplier_id"]).reset_index(drop=True)
+    assert len(expected) == 300 and expected["event_timestamp"].nunique() > 10
+    assert expected["logins_30d_vs_cohort"].notna().all()
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+
+
+def test_rows_for_refuses_pairs_without_their_columns(raw) -> None:
+    with pytest.raises(KeyError, match="day"):
+        feature_rows_for(raw, pd.DataFrame({"supplier_id": ["s1"]}))
