@@ -18,7 +18,6 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Final
 
@@ -154,11 +153,6 @@ def feature_day(instants: pd.Series) -> pd.Series:
     """The grid day whose feature row is the latest known at each instant (same index): the
     row of day ``d`` is stamped ``d + 1`` 00:00 UTC, so an instant on day ``D`` reads ``D - 1``."""
     return (_utc(instants).dt.floor("D") - pd.Timedelta(days=1)).dt.date
-
-
-def feature_days(instants: pd.Series) -> list[date]:
-    """The distinct grid days of :func:`feature_day`, sorted."""
-    return sorted(set(feature_day(instants)))
 
 
 def on_demand_features(
