@@ -128,7 +128,7 @@ rows = rows.assign(event_timestamp=rows.event_timestamp
                    + pd.to_timedelta(rng.integers(0, 6 * 24, len(rows)), unit="h"))
 store = open_store(store_config(settings))
 t0 = time.perf_counter()
-frame = historical_features(store, "churn_v1", rows)
+frame = historical_features(store, "churn_v2", rows)
 emit(({{"rows": len(frame), "columns": frame.shape[1],
                   "retrieval_seconds": round(time.perf_counter() - t0, 1),
                   "non_null_share": round(float(frame["logins_30d"].notna().mean()), 4)}}))
@@ -156,7 +156,7 @@ keys = pq.read_table(settings.feature_table_path, columns=["supplier_id", "event
 keys = keys.to_pandas()
 ids = keys.loc[keys.event_timestamp == keys.event_timestamp.max(), "supplier_id"].tolist()
 rng = np.random.default_rng(1)
-service = store.get_feature_service("churn_v1")
+service = store.get_feature_service("churn_v2")
 lat = []
 for i in rng.choice(len(ids), {reads}):
     t = time.perf_counter()
@@ -220,7 +220,7 @@ sim = simulate(SimulationConfig(suppliers={suppliers}, days={days}, seed={seed})
                overwrite=True)
 settings = Settings(home=Path({str(workdir / "train_home")!r}))
 t0 = time.perf_counter()
-r = train(settings, data / "raw", Path("experiments/churn_v1.yaml"), trials={trials},
+r = train(settings, data / "raw", Path("experiments/churn_v2.yaml"), trials={trials},
           time_budget=1e9)
 table = r.evaluation
 keep = ["auc", "pr_auc", "brier", "log_loss", "ece", "auc_gap_closed", "pr_auc_gap_closed",
@@ -247,9 +247,11 @@ emit(({{"train_seconds": round(time.perf_counter() - t0, 1),
 def bench_information_limit(workdir: Path, train_table: dict) -> Result:
     """How much of the gap any model of these features could close, on the training benchmark's
     data and holdout: a gradient-boosted regression fitted to the simulator's true probabilities
-    themselves (logit scale) on the tree window. No shipped model can learn from the truth; this
-    one only measures what the features carry. Its gap shares use the logistic baseline and the
-    ceiling of ``train_table`` (the training benchmark's table, same holdout rows)."""
+    themselves on the tree window, twice (squared error on the logit; cross-entropy with the
+    true probability as a soft label), the better of the two on each metric. No shipped model
+    can learn from the truth; this one only measures what the features carry. Its gap shares use
+    the logistic baseline and the ceiling of ``train_table`` (the training benchmark's table,
+    same holdout rows)."""
     code = f"""
 from pathlib import Path
 import numpy as np, pandas as pd, xgboost as xgb
@@ -264,7 +266,7 @@ from wedsync_cs.feature_jobs import training_set
 from wedsync_cs.settings import Settings
 data = Path({str(workdir / "train_sim")!r})
 settings = Settings(home=Path({str(workdir / "train_home")!r}))
-cfg = load_experiment(Path("experiments/churn_v1.yaml"))
+cfg = load_experiment(Path("experiments/churn_v2.yaml"))
 frame = training_set(settings, data / "raw", (cfg.feature_service, cfg.health_service),
                      cfg.cadence, cfg.horizon_days)
 p_true = join_truth(frame, pd.read_parquet(data / "truth.parquet")).p_true
@@ -273,17 +275,29 @@ y = frame["label"].to_numpy(int)
 split = window_split(frame["event_timestamp"], cfg)
 fit, stop, hold = split.trees & ~np.isnan(p_true), split.calibration, split.holdout
 z = logit(np.clip(p_true, 1e-5, 1 - 1e-5))
-params = dict(objective="reg:squarederror", max_depth=6, eta=0.05, subsample=0.8,
-              colsample_bytree=0.8, min_child_weight=20, tree_method="hist", nthread=2)
-booster = xgb.train(params, xgb.DMatrix(X[fit], z[fit], enable_categorical=True), 1500,
-                    evals=[(xgb.DMatrix(X[stop], z[stop], enable_categorical=True), "stop")],
-                    early_stopping_rounds=50, verbose_eval=False)
-limit = booster.predict(xgb.DMatrix(X[hold], enable_categorical=True),
-                        iteration_range=(0, booster.best_iteration + 1))
-metrics = evaluate(y[hold], expit(limit))
+base = dict(max_depth=6, eta=0.05, subsample=0.8, colsample_bytree=0.8, min_child_weight=20,
+            tree_method="hist", nthread=2)
+# two fits of E[p_true | features]: squared error on the logit, and cross-entropy with p_true as
+# a soft label (its minimiser is E[p_true | features] itself, weighted as log loss weighs rows)
+targets = {{"logit_squared_error": ("reg:squarederror", z),
+           "soft_label_log_loss": ("binary:logistic", p_true)}}
+fits = {{}}
+for name, (objective, target) in targets.items():
+    booster = xgb.train({{**base, "objective": objective}},
+                        xgb.DMatrix(X[fit], target[fit], enable_categorical=True), 3000,
+                        evals=[(xgb.DMatrix(X[stop], target[stop], enable_categorical=True),
+                                "stop")],
+                        early_stopping_rounds=50, verbose_eval=False)
+    out = booster.predict(xgb.DMatrix(X[hold], enable_categorical=True),
+                          iteration_range=(0, booster.best_iteration + 1))
+    prob = expit(out) if objective == "reg:squarederror" else out
+    m = evaluate(y[hold], prob)
+    fits[name] = {{"rounds": booster.best_iteration + 1,
+                  **{{k: round(m[k], 4) for k in ("auc", "pr_auc")}}}}
+# the limit is the better fit on each metric: an optimistic reading of what the features carry
+best = {{k: max(f[k] for f in fits.values()) for k in ("auc", "pr_auc")}}
 emit({{"holdout_rows": int(hold.sum()), "holdout_positives": int(y[hold].sum()),
-      "rounds": booster.best_iteration + 1,
-      "regression_on_truth": {{m: round(metrics[m], 4) for m in ("auc", "pr_auc")}}}})
+      "fits": fits, "regression_on_truth": best}})
 """
     from training.metrics import gap_closed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
@@ -9,15 +10,60 @@ from typing import Final
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-from features.catalog import FAMILIES, FEATURES, family_columns
+from features.catalog import FAMILIES, FEATURES, Family, family_columns
 
-CHURN_SERVICE: Final = "churn_v1"
-HEALTH_SERVICE: Final = "health_v1"
 SOURCE_NAME: Final = "supplier_features"
 # Rows are at most a week apart (the weekly cadence); older rows are stale.
 FEATURE_TTL: Final = timedelta(days=8)
 CHURN_FAMILIES: Final = tuple(f for f in FAMILIES if f != "health")
-HEALTH_FAMILIES: Final = ("health",)
+HEALTH_FAMILIES: Final[tuple[Family, ...]] = ("health",)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A versioned feature service: the families it reads, less the features it leaves out.
+
+    A version, once released, keeps its columns: a feature added to a family later is left out
+    of the earlier versions by name (``tests/unit/test_monotone.py`` pins churn_v1's columns).
+    """
+
+    name: str
+    families: tuple[Family, ...]
+    description: str
+    without: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        """Feature names, in catalogue order."""
+        return [
+            c for c, (fam, _) in FEATURES.items() if fam in self.families and c not in self.without
+        ]
+
+
+# churn_v2 replaces the two 30-day login differences of v1, which a long quiet spell can raise
+# (both windows empty), with recent-to-long-run login rate ratios, which it never raises.
+_V1_ONLY: Final = ("logins_30d_change", "logins_30d_ratio_prev_30d")
+_V2_ADDED: Final = ("login_ewm_ratio_7d_90d", "login_ewm_ratio_30d_90d")
+SERVICES: Final[dict[str, ServiceSpec]] = {
+    s.name: s
+    for s in (
+        ServiceSpec(
+            "churn_v1",
+            CHURN_FAMILIES,
+            "Features of the XGBoost churn model, version 1.",
+            _V2_ADDED,
+        ),
+        ServiceSpec(
+            "churn_v2",
+            CHURN_FAMILIES,
+            "Features of the XGBoost churn model, version 2: login trend as rate ratios.",
+            _V1_ONLY,
+        ),
+        ServiceSpec("health_v1", HEALTH_FAMILIES, "Health factors, segment and score, version 1."),
+    )
+}
+CHURN_SERVICE: Final = "churn_v2"  # the current version: the default experiment's
+HEALTH_SERVICE: Final = "health_v1"
 _FEAST_TYPE = {"float": Float64, "int": Int64, "category": String}
 
 supplier = Entity(
@@ -53,22 +99,30 @@ def feature_views(source_path: Path) -> list[FeatureView]:
 
 
 def feature_services(views: list[FeatureView]) -> list[FeatureService]:
+    """Every versioned service, each a projection of the family views onto its columns."""
     by_family = {v.tags["family"]: v for v in views}
-    return [
-        FeatureService(
-            name=CHURN_SERVICE,
-            features=[by_family[f] for f in CHURN_FAMILIES],
-            description="Features of the XGBoost churn model, version 1.",
-        ),
-        FeatureService(
-            name=HEALTH_SERVICE,
-            features=[by_family[f] for f in HEALTH_FAMILIES],
-            description="Health factors, segment and score, version 1.",
-        ),
-    ]
+    services = []
+    for spec in SERVICES.values():
+        columns = set(spec.columns)
+        services.append(
+            FeatureService(
+                name=spec.name,
+                features=[
+                    by_family[f][[c for c in family_columns(f) if c in columns]]
+                    for f in spec.families
+                ],
+                description=spec.description,
+            )
+        )
+    return services
 
 
 def service_columns(service: str) -> list[str]:
-    """Feature names a service returns, in catalogue order."""
-    families = {CHURN_SERVICE: CHURN_FAMILIES, HEALTH_SERVICE: HEALTH_FAMILIES}[service]
-    return [c for c, (fam, _) in FEATURES.items() if fam in families]
+    """Feature names a service returns, in catalogue order.
+
+    Raises:
+        KeyError: no such service (the message lists the defined ones).
+    """
+    if service not in SERVICES:
+        raise KeyError(f"no feature service {service!r}; defined: {sorted(SERVICES)}")
+    return SERVICES[service].columns

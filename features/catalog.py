@@ -45,6 +45,10 @@ MILESTONE_TARGET_DAYS: Final = {
 }
 CRITICAL_PATH: Final = ("account_setup", "first_client", "first_form", "first_journey")
 EWM_HALF_LIVES: Final = (7, 30, 90)
+# Recent login rate relative to the supplier's own long-run rate: (short, long) half-lives.
+# Unlike a difference of two windows, the ratio never rises when recent logins are removed
+# (the short half-life weighs the newest days more), however long a quiet spell lasts.
+EWM_RATIOS: Final = ((7, 90), (30, 90))
 assert set(MILESTONE_TARGET_DAYS) == set(MILESTONE_TYPES)
 
 _F: list[tuple[str, Family, Kind]] = [
@@ -59,6 +63,7 @@ _F: list[tuple[str, Family, Kind]] = [
     ("logins_30d_change", "login", "int"),
     ("logins_30d_ratio_prev_30d", "login", "float"),
     *[(f"login_ewm_rate_{h}d", "login", "float") for h in EWM_HALF_LIVES],
+    *[(f"login_ewm_ratio_{a}d_{b}d", "login", "float") for a, b in EWM_RATIOS],
     ("logins_30d_vs_cohort", "login", "float"),
     *[(f"{f}_stage", "adoption", "category") for f in CORE_FEATURES],
     *[(f"{f}_days_30d", "adoption", "int") for f in CORE_FEATURES],

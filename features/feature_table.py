@@ -32,6 +32,7 @@ from features.catalog import (
     CATEGORIES,
     CRITICAL_PATH,
     EWM_HALF_LIVES,
+    EWM_RATIOS,
     FEATURES,
     KEY_COLUMNS,
     MILESTONE_TARGET_DAYS,
@@ -364,10 +365,17 @@ def _features_sql() -> str:
         f"({_win('u', f'used_{f}', 60, upper=30)} > 0)::integer" for f in CORE_FEATURES
     )
     used_ever = " + ".join(f"(coalesce(u.c_used_{f}__0, 0) > 0)::integer" for f in CORE_FEATURES)
-    ewm = ", ".join(
-        f"(1 - pow(2, -1 / {h}.0)) * coalesce(a.c_ew_{h}__0, 0)"
-        f" * pow(2, -(g.day - g.signup_day) / {h}.0) as login_ewm_rate_{h}d"
+    rate = {
+        h: f"(1 - pow(2, -1 / {h}.0)) * coalesce(a.c_ew_{h}__0, 0)"
+        f" * pow(2, -(g.day - g.signup_day) / {h}.0)"
         for h in EWM_HALF_LIVES
+    }
+    ewm = ", ".join(f"{rate[h]} as login_ewm_rate_{h}d" for h in EWM_HALF_LIVES)
+    # 0 without any login: no recent activity relative to none is as low as the ratio goes
+    ewm_ratio = ", ".join(
+        f"case when {rate[long]} > 0 then {rate[short]} / {rate[long]} else 0 end"
+        f" as login_ewm_ratio_{short}d_{long}d"
+        for short, long in EWM_RATIOS
     )
     achieved = {m: f"(coalesce(m.c_ms_{m}__0, 0) > 0)" for m in MILESTONE_TYPES}
     behind = ", ".join(
@@ -389,6 +397,7 @@ def _features_sql() -> str:
         {_win("a", "logins", 30)} - {logins_prev} as logins_30d_change,
         ({_win("a", "logins", 30)} + 1.0) / ({logins_prev} + 1.0) as logins_30d_ratio_prev_30d,
         {ewm},
+        {ewm_ratio},
         {", ".join(f"{stage[f]} as {f}_stage" for f in CORE_FEATURES)},
         {", ".join(f"{_win('u', f'used_{f}', 30)} as {f}_days_30d" for f in CORE_FEATURES)},
         {used_ever} as features_used_ever,

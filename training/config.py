@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from feature_repo.definitions import SERVICES
 
 
 class _Frozen(BaseModel):
@@ -69,6 +71,13 @@ class ExperimentConfig(_Frozen):
     calibration_share: float = Field(gt=0, lt=0.5)
     tuning: Tuning
     thresholds: Thresholds = Thresholds()
+
+    @field_validator("feature_service", "health_service")
+    @classmethod
+    def _defined(cls, name: str) -> str:
+        if name not in SERVICES:
+            raise ValueError(f"no feature service {name!r}; defined: {sorted(SERVICES)}")
+        return name
 
 
 def load_experiment(path: Path) -> ExperimentConfig:

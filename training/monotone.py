@@ -33,6 +33,8 @@ CHURN_DIRECTIONS: Final[dict[str, Direction]] = {
     "login_ewm_rate_7d": FALLS,
     "login_ewm_rate_30d": FALLS,
     "login_ewm_rate_90d": FALLS,
+    "login_ewm_ratio_7d_90d": FALLS,
+    "login_ewm_ratio_30d_90d": FALLS,
     "logins_30d_vs_cohort": FALLS,
     # billing
     "failed_payments_30d": RISES,

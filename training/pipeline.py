@@ -58,7 +58,13 @@ class ChurnFit:
 def fit_churn(
     X: pd.DataFrame, y: np.ndarray, stamps: pd.Series, cfg: ExperimentConfig, threads: int = 2
 ) -> ChurnFit:
-    """Tune on time-ordered folds of the tree window, refit on all of it, calibrate later."""
+    """Tune on time-ordered folds of the tree window, refit on the whole tree window, calibrate
+    on the later slice.
+
+    The tree window is the training window less its latest slice and the horizon gap before
+    it: a calibrator fitted on rows the trees learned from would learn their overconfidence, so
+    the trees cannot take the whole training window and still be calibrated honestly.
+    """
     split = window_split(stamps, cfg)
     Xt, yt = X[split.trees], y[split.trees]
     folds = time_folds(stamps[split.trees].reset_index(drop=True), cfg.folds, cfg.horizon_days)
@@ -76,13 +82,18 @@ def fit_churn(
 
 
 def evaluation_table(
-    y: np.ndarray, scores: dict[str, np.ndarray], top_k: int, ceiling: str | None = None
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    top_k: int,
+    ceiling: str | None = None,
+    groups: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Metrics of every score on the same rows and, with a ceiling, the share of two gaps each
     closes in AUC and PR-AUC: ``*_rule_gap_closed`` from the fixed-weight rule to the ceiling,
     ``*_gap_closed`` from the better of the rule and the logistic baseline to the ceiling (the
-    quality target's measure)."""
-    table = pd.DataFrame({name: evaluate(y, s, top_k) for name, s in scores.items()}).T
+    quality target's measure). ``groups`` (snapshot dates) makes the top-of-list metrics per
+    date (see :func:`training.metrics.evaluate`)."""
+    table = pd.DataFrame({name: evaluate(y, s, top_k, groups) for name, s in scores.items()}).T
     if ceiling is not None and ceiling in table.index:
         baselines = [b for b in ("fixed_weight_rule", "logistic_baseline") if b in table.index]
         for metric in ("auc", "pr_auc"):

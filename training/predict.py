@@ -208,13 +208,65 @@ class ChampionModels:
         return self.health_config.health_service
 
 
+@dataclass(frozen=True)
+class ChurnArtifacts:
+    """A registered churn model: booster, calibrator, its columns and its experiment."""
+
+    model: xgb.XGBClassifier
+    calibrator: IsotonicCalibrator
+    columns: list[str]
+    config: ExperimentConfig
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probabilities of feature rows (the model's columns)."""
+        X = feature_matrix(features, self.columns)
+        return self.calibrator.predict(self.model.predict_proba(X)[:, 1])
+
+
+@dataclass(frozen=True)
+class HealthArtifacts:
+    """A registered health calibration model and its experiment."""
+
+    model: HealthModel
+    config: ExperimentConfig
+
+
+def load_churn_model(uri: str, threads: int = 2) -> ChurnArtifacts:
+    """Download a logged churn model (``models:/churn/3``, ``models:/churn@champion``)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="cs-churn-") as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+        model = xgb.XGBClassifier(n_jobs=threads)
+        model.load_model(folder / "model.ubj")
+        extra = folder / "extra_files"
+        spec = json.loads((extra / "features.json").read_text())
+        return ChurnArtifacts(
+            model=model,
+            calibrator=IsotonicCalibrator.load(extra / "calibrator.json"),
+            columns=list(spec["columns"]),
+            config=ExperimentConfig.model_validate_json((extra / "experiment.json").read_text()),
+        )
+
+
+def load_health_model(uri: str) -> HealthArtifacts:
+    """Download a logged health calibration model (``models:/health_calibration/2``, ...)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="cs-health-") as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+        return HealthArtifacts(
+            model=HealthModel.from_json((folder / "health_model.json").read_text()),
+            config=ExperimentConfig.model_validate_json((folder / "experiment.json").read_text()),
+        )
+
+
 def load_champions(tracking_uri: str, threads: int = 2) -> ChampionModels:
     """Download ``models:/churn@champion`` and ``models:/health_calibration@champion``.
 
     Raises:
         LookupError: a model has no champion yet (train first).
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     from training.registry import CHAMPION, configure
@@ -230,35 +282,18 @@ def load_champions(tracking_uri: str, threads: int = 2) -> ChampionModels:
                 f"no {name}@{CHAMPION} in the MLflow registry at {tracking_uri}: run "
                 "`wedsync-cs train` first"
             ) from err
-    with tempfile.TemporaryDirectory(prefix="cs-champions-") as tmp:
-        churn_dir = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{CHURN_MODEL}@{CHAMPION}", dst_path=str(Path(tmp) / "churn")
-            )
-        )
-        health_dir = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{HEALTH_MODEL}@{CHAMPION}", dst_path=str(Path(tmp) / "health")
-            )
-        )
-        model = xgb.XGBClassifier(n_jobs=threads)
-        model.load_model(churn_dir / "model.ubj")
-        extra = churn_dir / "extra_files"
-        spec = json.loads((extra / "features.json").read_text())
-        return ChampionModels(
-            churn=model,
-            calibrator=IsotonicCalibrator.load(extra / "calibrator.json"),
-            columns=list(spec["columns"]),
-            health=HealthModel.from_json((health_dir / "health_model.json").read_text()),
-            churn_config=ExperimentConfig.model_validate_json(
-                (extra / "experiment.json").read_text()
-            ),
-            health_config=ExperimentConfig.model_validate_json(
-                (health_dir / "experiment.json").read_text()
-            ),
-            churn_version=str(versions[CHURN_MODEL]),
-            health_version=str(versions[HEALTH_MODEL]),
-        )
+    churn = load_churn_model(f"models:/{CHURN_MODEL}/{versions[CHURN_MODEL]}", threads)
+    health = load_health_model(f"models:/{HEALTH_MODEL}/{versions[HEALTH_MODEL]}")
+    return ChampionModels(
+        churn=churn.model,
+        calibrator=churn.calibrator,
+        columns=churn.columns,
+        health=health.model,
+        churn_config=churn.config,
+        health_config=health.config,
+        churn_version=str(versions[CHURN_MODEL]),
+        health_version=str(versions[HEALTH_MODEL]),
+    )
 
 
 def top_positive_factors(contributions: pd.DataFrame, k: int = TOP_FACTORS) -> pd.DataFrame:

@@ -2,16 +2,20 @@
 
 Models are addressed by alias (``models:/churn@champion``). The alias moves only when a new
 version beats the current champion on the same holdout; the decision and its reason are logged
-to the run and kept as tags on the version.
+to the run and kept as tags on the version. A champion evaluated on another holdout (new data,
+another ``--train-until``) is scored again on the new version's holdout before they are
+compared; one that cannot be scored there keeps its alias.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION = "champion"
 
@@ -32,12 +36,44 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path) -> s
     return client.create_experiment(name, artifact_location=location)
 
 
+def champion_services(client: MlflowClient, names: tuple[str, ...]) -> list[str]:
+    """The feature services the current champions of ``names`` were trained on (their runs'
+    ``feature_service`` and ``health_service`` tags), so a new run can score them on its own
+    holdout; models without a champion add none."""
+    services: list[str] = []
+    for name in names:
+        try:
+            version = client.get_model_version_by_alias(name, CHAMPION)
+        except mlflow.exceptions.MlflowException:
+            continue
+        run_id = version.run_id or version.tags.get("run_id")
+        if not run_id:
+            continue
+        tags = client.get_run(run_id).data.tags
+        services += [tags[k] for k in ("feature_service", "health_service") if k in tags]
+    return list(dict.fromkeys(services))
+
+
 @dataclass(frozen=True)
 class Promotion:
     promoted: bool
     reason: str
     version: str
     previous_champion: str | None
+
+
+@dataclass(frozen=True)
+class ChampionScore:
+    """The champion's metric on the new version's holdout, or ``None`` with the reason it
+    cannot be scored there; ``note`` qualifies a score (e.g. its training overlaps the holdout).
+    """
+
+    value: float | None
+    note: str = ""
+
+
+# Scores a registered version (the current champion) on the holdout of the version at the gate.
+ChampionScorer = Callable[[ModelVersion], ChampionScore]
 
 
 def promote_if_better(
@@ -48,13 +84,17 @@ def promote_if_better(
     value: float,
     higher_is_better: bool,
     holdout_id: str,
+    rescore: ChampionScorer | None = None,
 ) -> Promotion:
     """Move the champion alias to ``version`` when it beats the champion on the same holdout.
 
     Args:
         metric, value: the comparison metric of the new version on the holdout.
-        holdout_id: names the holdout (e.g. data fingerprint and dates); champions evaluated on
-            another holdout cannot be compared, and the new version wins by default.
+        holdout_id: names the holdout (e.g. data fingerprint and dates). A champion evaluated
+            on this holdout is compared by its recorded metric.
+        rescore: scores a champion evaluated on another holdout on this one. Without it, or
+            when it cannot score the champion, the champion keeps its alias: a new version is
+            never promoted over a champion it was not compared with.
     """
     client.set_model_version_tag(name, version, f"holdout_{metric}", str(value))
     client.set_model_version_tag(name, version, "holdout_id", holdout_id)
@@ -65,21 +105,33 @@ def promote_if_better(
     if current is None:
         promoted, reason, previous = True, "no champion yet", None
     else:
-        previous = current.version
+        previous = str(current.version)
         tags = current.tags
-        if tags.get("holdout_id") != holdout_id or f"holdout_{metric}" not in tags:
-            promoted = True
-            reason = (
-                f"champion v{previous} was evaluated on another holdout; v{version} replaces it"
-            )
+        if tags.get("holdout_id") == holdout_id and f"holdout_{metric}" in tags:
+            old, where = float(tags[f"holdout_{metric}"]), ""
         else:
-            old = float(tags[f"holdout_{metric}"])
+            score = rescore(current) if rescore is not None else ChampionScore(None, "")
+            old = score.value
+            where = " (re-scored on this holdout" + (f"; {score.note}" if score.note else "") + ")"
+            if old is None:
+                why = score.note or "no way to score it here"
+                reason = (
+                    f"champion v{previous} was evaluated on another holdout and cannot be "
+                    f"scored on this one ({why}): v{version} is registered, not promoted"
+                )
+        if old is None:
+            promoted = False
+        else:
             better = value > old if higher_is_better else value < old
             promoted = better
             reason = (
                 f"v{version} {metric} {value:.5f} "
-                f"{'beats' if better else 'does not beat'} champion v{previous} {old:.5f}"
+                f"{'beats' if better else 'does not beat'} champion v{previous} {old:.5f}{where}"
             )
+            if where:
+                client.set_model_version_tag(
+                    name, version, f"champion_v{previous}_holdout_{metric}", str(old)
+                )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "promotion", reason)

@@ -40,7 +40,7 @@ from training.health_model import HealthFit, fit_health_model
 from training.metrics import EPS
 from training.models import feature_matrix
 from training.pipeline import ChurnFit, evaluation_table, fit_churn
-from training.registry import Promotion
+from training.registry import ChampionScore, ChampionScorer, Promotion
 from training.risk import band_table, bands_ordered
 from training.tuning import TuningResult
 
@@ -243,7 +243,11 @@ def evaluate_holdout(
     if truth is not None and truth.usable:
         scores[CEILING] = truth.p_true[rows]
     table = evaluation_table(
-        y, scores, cfg.thresholds.top_k, ceiling=CEILING if CEILING in scores else None
+        y,
+        scores,
+        cfg.thresholds.top_k,
+        ceiling=CEILING if CEILING in scores else None,
+        groups=hold["event_timestamp"].to_numpy(),
     )
     factors, segment = health_inputs(hold)
     bands = band_table(models.health.model.score(factors, segment), y, cfg.thresholds)
@@ -412,6 +416,21 @@ class RunContext:
 SCHEMA_SAMPLE: Final = 2000
 
 
+def training_columns(frame: pd.DataFrame, cfg: ExperimentConfig) -> pd.DataFrame:
+    """The keys, the label and the experiment's services' columns (a frame may carry more: the
+    champions' columns, for the promotion gate)."""
+    columns = dict.fromkeys(
+        [
+            "supplier_id",
+            "event_timestamp",
+            "label",
+            *service_columns(cfg.feature_service),
+            *service_columns(cfg.health_service),
+        ]
+    )
+    return frame[[c for c in columns if c in frame.columns]]
+
+
 def _log_dataset(frame: pd.DataFrame, cfg: ExperimentConfig, ctx: RunContext) -> None:
     """``mlflow.log_input`` of the training set: its name, the raw folder as source, our digest,
     the row count, and the schema of a sample (MLflow would otherwise infer the schema value by
@@ -467,6 +486,8 @@ def record_runs(
 
     client = configure(tracking_uri)
     metrics = table_metrics(evaluation.table)
+    hold = frame[evaluation.rows].reset_index(drop=True)
+    holdout_start = pd.to_datetime(hold["event_timestamp"], utc=True).min()
     with tempfile.TemporaryDirectory(prefix="cs-train-") as tmp:
         work = Path(tmp)
         reports = write_artifacts(evaluation, work / "reports")
@@ -475,7 +496,7 @@ def record_runs(
         experiment = ensure_experiment(client, CHURN_MODEL, artifact_root)
         with mlflow.start_run(experiment_id=experiment, run_name=f"{cfg.name}-churn") as run:
             mlflow.set_tags(_common_tags(cfg, ctx))
-            _log_dataset(frame, cfg, ctx)
+            _log_dataset(training_columns(frame, cfg), cfg, ctx)
             tuning = models.churn.tuning
             mlflow.log_params(
                 {
@@ -515,6 +536,7 @@ def record_runs(
                 run.info.artifact_uri,
                 float(evaluation.table.loc["churn_model", PROMOTION_METRIC]),
                 ctx,
+                champion_scorer(client, CHURN_MODEL, hold, evaluation.y, holdout_start),
             )
 
         # health calibration
@@ -526,7 +548,7 @@ def record_runs(
                     "health_relearned": str(models.health.model.relearned).lower(),
                 }
             )
-            _log_dataset(frame, cfg, ctx)
+            _log_dataset(training_columns(frame, cfg), cfg, ctx)
             mlflow.log_params(
                 {
                     **ctx.params,
@@ -576,8 +598,53 @@ def record_runs(
                 run.info.artifact_uri,
                 float(evaluation.table.loc["health_calibrated", PROMOTION_METRIC]),
                 ctx,
+                champion_scorer(client, HEALTH_MODEL, hold, evaluation.y, holdout_start),
             )
     return churn, health
+
+
+def champion_scorer(
+    client, name: str, hold: pd.DataFrame, y: np.ndarray, holdout_start: pd.Timestamp
+) -> ChampionScorer:
+    """Scores a registered version of ``name`` on this run's holdout rows ``hold`` (log loss).
+
+    A champion whose features this training set lacks (another feature service) cannot be
+    scored. One whose training labels reach into the holdout has seen some of its outcomes: it
+    is still scored, and the note says its figure is optimistic (the gate then favours it).
+    """
+
+    def score(version) -> ChampionScore:
+        from training.predict import load_churn_model, load_health_model
+
+        uri = f"models:/{name}/{version.version}"
+        if name == CHURN_MODEL:
+            churn = load_churn_model(uri, threads=2)
+            missing = sorted(set(churn.columns) - set(hold.columns))
+            if missing:
+                return ChampionScore(
+                    None, f"it reads {len(missing)} features this training set lacks: {missing}"
+                )
+            p, config = churn.predict(hold), churn.config
+        else:
+            health = load_health_model(uri)
+            factors, segment = health_inputs(hold)
+            p, config = health.model.churn_probability(factors, segment), health.config
+        value = float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
+        run_id = version.run_id or version.tags.get("run_id")
+        params = client.get_run(run_id).data.params if run_id else {}
+        fitted_to = params.get("split.calibration.to")
+        if fitted_to is None:
+            return ChampionScore(value, "its training window is not recorded")
+        labels_end = pd.Timestamp(fitted_to, tz="UTC") + pd.Timedelta(days=config.horizon_days)
+        if labels_end >= holdout_start:
+            return ChampionScore(
+                value,
+                f"its training labels reach {labels_end:%Y-%m-%d}, into this holdout, so its "
+                "figure is optimistic",
+            )
+        return ChampionScore(value)
+
+    return score
 
 
 def _register_and_gate(
@@ -588,6 +655,7 @@ def _register_and_gate(
     artifact_uri: str,
     value: float,
     ctx: RunContext,
+    rescore: ChampionScorer,
 ) -> RegisteredVersion:
     import mlflow
 
@@ -597,7 +665,7 @@ def _register_and_gate(
         model_uri, name, tags={"run_id": run_id, "raw_fingerprint": ctx.fingerprint}
     )
     promotion = promote_if_better(
-        client, name, version.version, PROMOTION_METRIC, value, False, ctx.holdout_id
+        client, name, version.version, PROMOTION_METRIC, value, False, ctx.holdout_id, rescore
     )
     mlflow.set_tags(
         {
@@ -678,7 +746,8 @@ def run_training(
 
     Args:
         frame: ``supplier_id``, ``event_timestamp`` (UTC), ``label`` and the columns of the
-            experiment's churn and health services, every label observed.
+            experiment's churn and health services, every label observed; it may also hold the
+            current champions' columns, with which the promotion gate scores them.
         raw: the raw folder the frame comes from (fingerprinted; its truth is used when found).
     """
     frame = frame.sort_values(["event_timestamp", "supplier_id"], kind="stable")

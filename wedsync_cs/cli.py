@@ -92,7 +92,7 @@ def validate(
         raise typer.Exit(1)
 
 
-DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v1.yaml"
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v2.yaml"
 
 
 @app.command()

@@ -241,8 +241,9 @@ def training_set(
     )
     store = open_store(store_config(settings))
     parts = [historical_features(store, service, entities) for service in services]
-    # each part keeps the entity rows' order; later services add only their own columns
-    return pd.concat(
-        [parts[0], *(p[service_columns(s)] for s, p in zip(services[1:], parts[1:], strict=True))],
-        axis=1,
-    )
+    # each part keeps the entity rows' order; later services add only the columns not yet there
+    frame = parts[0]
+    for service, part in zip(services[1:], parts[1:], strict=True):
+        new = [c for c in service_columns(service) if c not in frame.columns]
+        frame = pd.concat([frame, part[new]], axis=1)
+    return frame

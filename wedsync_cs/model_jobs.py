@@ -60,10 +60,17 @@ def train(
         f"{cfg.tuning.trials} trials or {cfg.tuning.time_budget_seconds:.0f} s)",
         bold=True,
     )
+    # the champions' services too: the promotion gate scores them on this run's holdout
+    from feature_repo.definitions import SERVICES
+    from training.registry import champion_services, configure
+    from training.train_job import CHURN_MODEL, HEALTH_MODEL
+
+    champions = champion_services(configure(settings.tracking_uri), (CHURN_MODEL, HEALTH_MODEL))
+    services = (cfg.feature_service, cfg.health_service, *(s for s in champions if s in SERVICES))
     frame = training_set(
         settings,
         raw,
-        (cfg.feature_service, cfg.health_service),
+        tuple(dict.fromkeys(services)),
         cfg.cadence,
         cfg.horizon_days,
         until=train_until,

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE, service_columns
+from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE, SERVICES, service_columns
 from feature_repo.store import open_store
 from features.as_of import export_at
 from features.raw_reader import load_raw
@@ -61,7 +61,12 @@ def test_build_writes_the_table_and_the_generated_repo_config(built: Settings) -
     yaml_text = (built.feature_store_dir / "feature_store.yaml").read_text()
     assert "type: duckdb" in yaml_text and str(built.feature_store_dir) in yaml_text
     store = open_store(store_config(built))
-    assert {s.name for s in store.list_feature_services()} == {CHURN_SERVICE, HEALTH_SERVICE}
+    assert {s.name for s in store.list_feature_services()} == set(SERVICES)
+    assert {CHURN_SERVICE, HEALTH_SERVICE} <= set(SERVICES)
+    for name, spec in SERVICES.items():  # each version serves exactly its own columns
+        service = store.get_feature_service(name)
+        served = [f.name for v in service.feature_view_projections for f in v.features]
+        assert sorted(served) == sorted(spec.columns), name
 
 
 def test_historical_retrieval_is_point_in_time(built: Settings) -> None:

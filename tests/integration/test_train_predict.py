@@ -35,15 +35,20 @@ def sim(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    """churn_v1 with a tiny tuning budget."""
-    spec = yaml.safe_load((ROOT / "experiments" / "churn_v1.yaml").read_text())
+def _tiny(version: str, folder: Path) -> Path:
+    """The shipped experiment ``version`` with a tiny tuning budget."""
+    spec = yaml.safe_load((ROOT / "experiments" / f"{version}.yaml").read_text())
     spec["tuning"].update(trials=5, max_rounds=60, early_stopping_rounds=10)
     spec["thresholds"]["top_k"] = 50
-    path = tmp_path_factory.mktemp("exp") / "churn_test.yaml"
+    path = folder / f"{version}_test.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    """churn_v2 with a tiny tuning budget."""
+    return _tiny("churn_v2", tmp_path_factory.mktemp("exp"))
 
 
 def invoke(home: Path, *args: str, tracking: str | None = None):
@@ -93,11 +98,11 @@ def test_train_through_the_cli_on_sqlite(trained, sim: Path, experiment: Path) -
         assert str(champion.version) == "1"
         run = client.get_run(champion.run_id)
         assert run.data.tags["promotion"] == "no champion yet"
-        assert run.data.tags["feature_service"] == "churn_v1"
+        assert run.data.tags["feature_service"] == "churn_v2"
         assert run.data.tags["health_service"] == "health_v1"
         assert run.data.params["split.holdout.from"] > run.data.params["split.calibration.to"]
         [dataset] = run.inputs.dataset_inputs
-        assert dataset.dataset.name == "churn_v1_training_set"
+        assert dataset.dataset.name == "churn_v2_training_set"
         assert str((sim / "raw").resolve()) in dataset.dataset.source
 
     churn_run = client.get_run(client.get_model_version_by_alias("churn", "champion").run_id)
@@ -310,3 +315,61 @@ def test_predict_refuses_a_bad_entities_file_and_writes_nothing(tmp_path, make_r
     )
     assert result.exit_code == 2 and "run `wedsync-cs train` first" in result.output
     assert not out.exists()
+
+
+def test_new_data_rescores_the_champion_on_the_new_holdout(
+    sim: Path, experiment: Path, tmp_path: Path
+) -> None:
+    """A run with more labelled data has another holdout: the champion of the earlier run is
+    scored again on the new holdout (from its registered files, with the features of its own
+    service version) before the alias moves."""
+    from training.predict import load_churn_model
+    from training.registry import configure
+    from wedsync_cs.feature_jobs import training_set
+    from wedsync_cs.model_jobs import train
+
+    settings = Settings(home=tmp_path / "home")
+    early = train(
+        settings,
+        sim / "raw",
+        _tiny("churn_v1", tmp_path),
+        train_until=pd.Timestamp("2024-12-01", tz="UTC"),
+        trials=2,
+    )
+    full = train(settings, sim / "raw", experiment, trials=2)
+    assert early.holdout_id != full.holdout_id
+    assert (early.config.feature_service, full.config.feature_service) == ("churn_v1", "churn_v2")
+    # the early champion's training labels end before the new holdout starts: a clean comparison
+    fitted_until = early.splits["calibration"].last + pd.Timedelta(days=30)
+    assert fitted_until < full.splits["holdout"].first
+    client = configure(settings.tracking_uri)
+    for name, registered in (("churn", full.churn), ("health_calibration", full.health)):
+        promotion = registered.promotion
+        assert promotion.previous_champion == "1"
+        assert promotion.reason.endswith("(re-scored on this holdout)"), promotion.reason
+        tags = client.get_model_version(name, "2").tags
+        rescored = float(tags["champion_v1_holdout_log_loss"])
+        new = float(tags["holdout_log_loss"])
+        assert new == pytest.approx(
+            full.evaluation.loc[
+                "churn_model" if name == "churn" else "health_calibrated", "log_loss"
+            ]
+        )
+        assert promotion.promoted == (new < rescored)
+        champion = client.get_model_version_by_alias(name, "champion").version
+        assert str(champion) == ("2" if promotion.promoted else "1")
+
+    # the re-scored figure is v1's log loss on the full run's holdout rows, computed here anew
+    cfg = full.config
+    frame = training_set(settings, sim / "raw", ("churn_v1",), cfg.cadence, cfg.horizon_days)
+    stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
+    span = full.splits["holdout"]
+    hold = frame[(stamps >= span.first) & (stamps <= span.last)]
+    assert len(hold) == full.evaluated_rows
+    champion = load_churn_model("models:/churn/1")
+    assert "logins_30d_change" in champion.columns  # a churn_v1 model
+    p = np.clip(champion.predict(hold), 1e-6, 1 - 1e-6)
+    y = hold["label"].to_numpy(float)
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    tags = client.get_model_version("churn", "2").tags
+    assert float(tags["champion_v1_holdout_log_loss"]) == pytest.approx(expected, rel=1e-9)

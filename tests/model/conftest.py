@@ -73,7 +73,7 @@ def trained_constraints(model: xgb.XGBClassifier) -> dict[str, int]:
 
 
 def experiment() -> ExperimentConfig:
-    return load_experiment(ROOT / "experiments" / "churn_v1.yaml")
+    return load_experiment(ROOT / "experiments" / "churn_v2.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -216,11 +216,11 @@ def _perturbed(
 
 
 # -- the scenarios ---------------------------------------------------------------------------
-# Quiet spells of up to 30 days. A longer one also empties the 30 days before the last 30, and
-# for a supplier already in decline that *raises* logins_30d_change and
-# logins_30d_ratio_prev_30d (to 0 and 1): a move no constraint can order (a 90-day spell gave
-# 2 of 799 suppliers a lower churn probability).
-@pytest.mark.parametrize("quiet_days", [7, 30])
+# Quiet spells of any length: churn_v2 reads the login trend as ratios of recent to long-run
+# login rates, which a spell never raises. (churn_v1's 30-day differences rose for a supplier in
+# decline once a spell emptied both windows: a 90-day spell gave 2 of 799 suppliers a lower
+# churn probability.)
+@pytest.mark.parametrize("quiet_days", [7, 30, 90, 180])
 def test_a_supplier_who_stops_logging_in_never_looks_safer(
     simulated: SimulatedSet,
     fitted: FittedModels,
@@ -228,9 +228,11 @@ def test_a_supplier_who_stops_logging_in_never_looks_safer(
     baseline: pd.DataFrame,
     quiet_days: int,
 ) -> None:
+    # the longest login window the spell covers
+    covered = max(w for w in (7, 30, 90) if w <= quiet_days)
     # suppliers who logged in during the window and also before it, so their last login stays
     # known (a supplier who never logged in has no days_since_last_login at all)
-    window = baseline[f"logins_{quiet_days}d"] > 0
+    window = baseline[f"logins_{covered}d"] > 0
     activity = simulated.tables["activity_daily"]
     earlier = (activity["date"] <= day - timedelta(days=quiet_days)) & (activity["logins"] > 0)
     logged_before = set(activity.loc[earlier.to_numpy(bool), "supplier_id"])
@@ -244,9 +246,11 @@ def test_a_supplier_who_stops_logging_in_never_looks_safer(
         suppliers,
     )
     after = hold_cohort_context(after, before)
-    assert (after[f"logins_{quiet_days}d"] == 0).all()
-    assert (after[f"active_days_{quiet_days}d"] == 0).all()
+    assert (after[f"logins_{covered}d"] == 0).all()
+    assert (after[f"active_days_{covered}d"] == 0).all()
     assert (after["days_since_last_login"] >= quiet_days).all()
+    for name in ("login_ewm_ratio_7d_90d", "login_ewm_ratio_30d_90d"):
+        assert (after[name] < before[name]).all(), name  # the trend features see the spell
     assert_riskier(fitted, before, after)
 
 

@@ -185,7 +185,7 @@ def test_truth_joins_on_the_same_instant_and_detects_another_horizon() -> None:
 def test_command_line_budget_overrides_the_yaml(tmp_path) -> None:
     from pathlib import Path
 
-    cfg = load_experiment(Path(__file__).resolve().parents[2] / "experiments" / "churn_v1.yaml")
+    cfg = load_experiment(Path(__file__).resolve().parents[2] / "experiments" / "churn_v2.yaml")
     assert with_overrides(cfg) is cfg
     cheap = with_overrides(cfg, trials=2, time_budget=30)
     assert (cheap.tuning.trials, cheap.tuning.time_budget_seconds) == (2, 30)

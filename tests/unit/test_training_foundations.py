@@ -10,15 +10,22 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from training.config import load_experiment
-from training.metrics import evaluate, expected_calibration_error, gap_closed, top_share
+from training.metrics import (
+    evaluate,
+    expected_calibration_error,
+    gap_closed,
+    precision_at_k,
+    top_share,
+)
 from training.split import holdout_split, time_folds
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_experiment_parses_and_is_frozen() -> None:
-    cfg = load_experiment(ROOT / "experiments" / "churn_v1.yaml")
-    assert cfg.horizon_days == 30 and cfg.feature_service == "churn_v1"
+@pytest.mark.parametrize("version", ["churn_v1", "churn_v2"])
+def test_shipped_experiments_parse_and_are_frozen(version: str) -> None:
+    cfg = load_experiment(ROOT / "experiments" / f"{version}.yaml")
+    assert cfg.horizon_days == 30 and cfg.feature_service == version
     assert cfg.tuning.search_space["max_depth"].kind == "int"
     with pytest.raises(ValueError):
         cfg.horizon_days = 7  # type: ignore[misc]
@@ -26,7 +33,7 @@ def test_shipped_experiment_parses_and_is_frozen() -> None:
 
 def test_bad_experiment_names_the_field(tmp_path: Path) -> None:
     text = (
-        (ROOT / "experiments" / "churn_v1.yaml")
+        (ROOT / "experiments" / "churn_v2.yaml")
         .read_text()
         .replace("holdout_share: 0.2", "holdout_share: 1.5")
     )
@@ -40,6 +47,14 @@ def test_bad_experiment_names_the_field(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(ValueError, match="must be below high"):
+        load_experiment(bad)
+
+
+def test_an_experiment_naming_an_unknown_feature_service_is_refused(tmp_path: Path) -> None:
+    text = (ROOT / "experiments" / "churn_v2.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("feature_service: churn_v2", "feature_service: churn_v9"))
+    with pytest.raises(ValueError, match=r"(?s)bad.yaml is invalid.*no feature service 'churn_v9"):
         load_experiment(bad)
 
 
@@ -80,6 +95,27 @@ def test_metrics_on_known_scores() -> None:
     calibrated_y = np.r_[np.ones(10), np.zeros(40), np.ones(40), np.zeros(10)]
     assert expected_calibration_error(calibrated_y, calibrated_p, bins=2) == pytest.approx(0)
     assert expected_calibration_error(np.zeros(10), np.full(10, 0.3)) == pytest.approx(0.3)
+
+
+def test_top_of_list_metrics_rank_each_snapshot_date_apart() -> None:
+    # two dates; the first has high scores everywhere, so a pooled top 2 would take only its rows
+    day = np.array(["d1"] * 4 + ["d2"] * 4)
+    y = np.array([0, 1, 0, 0, 1, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.2, 0.1, 0.05])
+    assert precision_at_k(y, p, 2) == pytest.approx(0.5)  # pooled: rows 0 and 1
+    # per date: {0, 1} and {4, 5}: two churners among four rows
+    assert precision_at_k(y, p, 2, groups=day) == pytest.approx(0.5)
+    assert precision_at_k(y, p, 1, groups=day) == pytest.approx(0.5)  # rows 0 and 4
+    assert precision_at_k(y, p, 1) == pytest.approx(0.0)  # pooled: row 0 only
+    # top quarter of each date: rows 0 and 4; lift = (1/2) / (2/8), recall = 1/2
+    lift, recall = top_share(y, p, 0.25, groups=day)
+    assert (lift, recall) == (pytest.approx(2.0), pytest.approx(0.5))
+    # a date with fewer rows than k contributes all of them; order and ties by position
+    assert precision_at_k(y[:5], p[:5], 3, groups=day[:5]) == pytest.approx(2 / 4)
+    shuffled = np.random.default_rng(0).permutation(8)
+    assert precision_at_k(y[shuffled], p[shuffled], 2, groups=day[shuffled]) == pytest.approx(0.5)
+    m = evaluate(y, p, top_k=1, groups=day)
+    assert m["precision_top_1"] == pytest.approx(0.5)
 
 
 def test_gap_closed() -> None:
