@@ -41,9 +41,16 @@ class ServiceSpec:
 
 
 # churn_v2 replaces the two 30-day login differences of v1, which a long quiet spell can raise
-# (both windows empty), with recent-to-long-run login rate ratios, which it never raises.
+# (both windows empty), with recent-to-long-run login rate ratios and the shares of a window's
+# logins in its most recent part, which no quiet spell raises.
 _V1_ONLY: Final = ("logins_30d_change", "logins_30d_ratio_prev_30d")
-_V2_ADDED: Final = ("login_ewm_ratio_7d_90d", "login_ewm_ratio_30d_90d")
+_V2_ADDED: Final = (
+    "login_ewm_ratio_7d_90d",
+    "login_ewm_ratio_30d_90d",
+    "logins_7d_share_of_30d",
+    "logins_30d_share_of_60d",
+    "logins_30d_share_of_90d",
+)
 SERVICES: Final[dict[str, ServiceSpec]] = {
     s.name: s
     for s in (
@@ -56,7 +63,7 @@ SERVICES: Final[dict[str, ServiceSpec]] = {
         ServiceSpec(
             "churn_v2",
             CHURN_FAMILIES,
-            "Features of the XGBoost churn model, version 2: login trend as rate ratios.",
+            "Features of the XGBoost churn model, version 2: login trend as ratios and shares.",
             _V1_ONLY,
         ),
         ServiceSpec("health_v1", HEALTH_FAMILIES, "Health factors, segment and score, version 1."),

@@ -49,6 +49,10 @@ EWM_HALF_LIVES: Final = (7, 30, 90)
 # Unlike a difference of two windows, the ratio never rises when recent logins are removed
 # (the short half-life weighs the newest days more), however long a quiet spell lasts.
 EWM_RATIOS: Final = ((7, 90), (30, 90))
+# The share of a window's logins that fell in its most recent part: (recent, whole) days. The
+# recent part is nested in the whole, so removing the newest logins never raises the share
+# (0 when the whole window holds none).
+LOGIN_SHARES: Final = ((7, 30), (30, 60), (30, 90))
 assert set(MILESTONE_TARGET_DAYS) == set(MILESTONE_TYPES)
 
 _F: list[tuple[str, Family, Kind]] = [
@@ -64,6 +68,7 @@ _F: list[tuple[str, Family, Kind]] = [
     ("logins_30d_ratio_prev_30d", "login", "float"),
     *[(f"login_ewm_rate_{h}d", "login", "float") for h in EWM_HALF_LIVES],
     *[(f"login_ewm_ratio_{a}d_{b}d", "login", "float") for a, b in EWM_RATIOS],
+    *[(f"logins_{a}d_share_of_{b}d", "login", "float") for a, b in LOGIN_SHARES],
     ("logins_30d_vs_cohort", "login", "float"),
     *[(f"{f}_stage", "adoption", "category") for f in CORE_FEATURES],
     *[(f"{f}_days_30d", "adoption", "int") for f in CORE_FEATURES],

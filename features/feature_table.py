@@ -35,6 +35,7 @@ from features.catalog import (
     EWM_RATIOS,
     FEATURES,
     KEY_COLUMNS,
+    LOGIN_SHARES,
     MILESTONE_TARGET_DAYS,
     TIERS,
 )
@@ -373,9 +374,15 @@ def _features_sql() -> str:
     ewm = ", ".join(f"{rate[h]} as login_ewm_rate_{h}d" for h in EWM_HALF_LIVES)
     # 0 without any login: no recent activity relative to none is as low as the ratio goes
     ewm_ratio = ", ".join(
-        f"case when {rate[long]} > 0 then {rate[short]} / {rate[long]} else 0 end"
+        f"case when {rate[long]} > 0 then ({rate[short]}) / ({rate[long]}) else 0 end"
         f" as login_ewm_ratio_{short}d_{long}d"
         for short, long in EWM_RATIOS
+    )
+    login_share = ", ".join(
+        f"case when {_win('a', 'logins', whole)} > 0"
+        f" then {_win('a', 'logins', recent)} / {_win('a', 'logins', whole)} else 0 end"
+        f" as logins_{recent}d_share_of_{whole}d"
+        for recent, whole in LOGIN_SHARES
     )
     achieved = {m: f"(coalesce(m.c_ms_{m}__0, 0) > 0)" for m in MILESTONE_TYPES}
     behind = ", ".join(
@@ -398,6 +405,7 @@ def _features_sql() -> str:
         ({_win("a", "logins", 30)} + 1.0) / ({logins_prev} + 1.0) as logins_30d_ratio_prev_30d,
         {ewm},
         {ewm_ratio},
+        {login_share},
         {", ".join(f"{stage[f]} as {f}_stage" for f in CORE_FEATURES)},
         {", ".join(f"{_win('u', f'used_{f}', 30)} as {f}_days_30d" for f in CORE_FEATURES)},
         {used_ever} as features_used_ever,

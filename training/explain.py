@@ -14,10 +14,12 @@ from features.catalog import FEATURES
 
 @dataclass(frozen=True)
 class Explanation:
-    """Attributions in log-odds: ``values`` (n, features), ``base`` the expected margin."""
+    """Attributions in log-odds: ``values`` (n, features), ``base`` the expected margin, and
+    ``features`` the explained rows themselves (for the summary plot)."""
 
     values: pd.DataFrame
     base: float
+    features: pd.DataFrame
 
     def by_family(self) -> pd.DataFrame:
         """Attributions summed per factor family (login, adoption, ...), shape (n, families)."""
@@ -36,4 +38,6 @@ def explain(model: xgb.XGBClassifier, X: pd.DataFrame) -> Explanation:
     explainer = shap.TreeExplainer(model)
     values = np.asarray(explainer.shap_values(X), dtype=np.float64)
     base = float(np.ravel(explainer.expected_value)[0])
-    return Explanation(values=pd.DataFrame(values, columns=X.columns, index=X.index), base=base)
+    return Explanation(
+        values=pd.DataFrame(values, columns=X.columns, index=X.index), base=base, features=X
+    )

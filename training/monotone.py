@@ -35,6 +35,9 @@ CHURN_DIRECTIONS: Final[dict[str, Direction]] = {
     "login_ewm_rate_90d": FALLS,
     "login_ewm_ratio_7d_90d": FALLS,
     "login_ewm_ratio_30d_90d": FALLS,
+    "logins_7d_share_of_30d": FALLS,
+    "logins_30d_share_of_60d": FALLS,
+    "logins_30d_share_of_90d": FALLS,
     "logins_30d_vs_cohort": FALLS,
     # billing
     "failed_payments_30d": RISES,

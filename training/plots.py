@@ -1,4 +1,5 @@
-"""PNG figures of a training run: SHAP importances, reliability and precision-recall curves.
+"""PNG figures of a training run: SHAP importances and summary, reliability and precision-recall
+curves.
 
 Figures are built with matplotlib's object API on the Agg canvas: no display, no pyplot state
 and no global backend switch, so nothing accumulates over a long run or leaks into a caller.
@@ -37,6 +38,41 @@ def importance_bar(importance: pd.Series, path: Path, title: str, top: int = 20)
     ax.barh(shown.index.astype(str), shown.to_numpy(), color="#3b6ea8")
     ax.set_xlabel("mean |SHAP value| (log-odds)")
     ax.set_title(title)
+    return _save(fig, path)
+
+
+def shap_summary(
+    values: pd.DataFrame, features: pd.DataFrame, path: Path, top: int = 20, seed: int = 0
+) -> Path:
+    """SHAP's summary (beeswarm) plot: per feature, one dot a row at its attribution, coloured
+    by the feature's value (its rank among the rows: low blue, high red; missing grey), the
+    features with the largest mean |SHAP| on top. Shows direction as well as size."""
+    order = values.abs().mean().sort_values(ascending=False).head(top).index[::-1]
+    rng = np.random.default_rng(seed)
+    fig, ax = _figure(8, 0.38 * len(order) + 1.4)
+    for row, name in enumerate(order):
+        x = values[name].to_numpy(float)
+        raw = features[name]
+        if isinstance(raw.dtype, pd.CategoricalDtype):
+            raw = pd.Series(raw.cat.codes.where(raw.notna()), index=raw.index)
+        level = pd.to_numeric(raw, errors="coerce").rank(pct=True).to_numpy(float)
+        jitter = rng.uniform(-0.35, 0.35, len(x))
+        known = ~np.isnan(level)
+        ax.scatter(x[~known], row + jitter[~known], s=4, color="#b0b0b0", linewidths=0)
+        ax.scatter(
+            x[known],
+            row + jitter[known],
+            s=4,
+            c=level[known],
+            cmap="coolwarm",
+            vmin=0,
+            vmax=1,
+            linewidths=0,
+        )
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_yticks(range(len(order)), [str(n) for n in order])
+    ax.set_xlabel("SHAP value (log-odds of churn)")
+    ax.set_title("Churn model: SHAP summary (colour: feature value, low blue to high red)")
     return _save(fig, path)
 
 

@@ -108,25 +108,24 @@ def promote_if_better(
         previous = str(current.version)
         tags = current.tags
         if tags.get("holdout_id") == holdout_id and f"holdout_{metric}" in tags:
-            old, where = float(tags[f"holdout_{metric}"]), ""
+            champion, where = ChampionScore(float(tags[f"holdout_{metric}"])), ""
         else:
-            score = rescore(current) if rescore is not None else ChampionScore(None, "")
-            old = score.value
-            where = " (re-scored on this holdout" + (f"; {score.note}" if score.note else "") + ")"
-            if old is None:
-                why = score.note or "no way to score it here"
-                reason = (
-                    f"champion v{previous} was evaluated on another holdout and cannot be "
-                    f"scored on this one ({why}): v{version} is registered, not promoted"
-                )
-        if old is None:
+            champion = rescore(current) if rescore is not None else ChampionScore(None)
+            where = " (re-scored on this holdout" + (f"; {champion.note}" if champion.note else "")
+            where += ")"
+        if champion.value is None:
             promoted = False
+            reason = (
+                f"champion v{previous} was evaluated on another holdout and cannot be scored on "
+                f"this one ({champion.note or 'no way to score it here'}): v{version} is "
+                "registered, not promoted"
+            )
         else:
-            better = value > old if higher_is_better else value < old
-            promoted = better
+            old = champion.value
+            promoted = value > old if higher_is_better else value < old
             reason = (
                 f"v{version} {metric} {value:.5f} "
-                f"{'beats' if better else 'does not beat'} champion v{previous} {old:.5f}{where}"
+                f"{'beats' if promoted else 'does not beat'} champion v{previous} {old:.5f}{where}"
             )
             if where:
                 client.set_model_version_tag(

@@ -358,6 +358,11 @@ def write_artifacts(evaluation: Evaluation, folder: Path) -> Path:
         evaluation.feature_importance, figures / "shap_features.png", "Churn model: top features"
     )
     plots.importance_bar(families, figures / "shap_families.png", "Churn model: factor families")
+    plots.shap_summary(
+        evaluation.explanation.values,
+        evaluation.explanation.features,
+        figures / "shap_summary.png",
+    )
     probabilities = {
         k: v
         for k, v in evaluation.scores.items()
@@ -614,6 +619,13 @@ def champion_scorer(
     """
 
     def score(version) -> ChampionScore:
+        try:
+            return _score(version)
+        except Exception as err:  # the champion keeps its alias; the reason names the error
+            log.warning("cannot score %s v%s on this holdout: %s", name, version.version, err)
+            return ChampionScore(None, f"{type(err).__name__}: {err}")
+
+    def _score(version) -> ChampionScore:
         from training.predict import load_churn_model, load_health_model
 
         uri = f"models:/{name}/{version.version}"

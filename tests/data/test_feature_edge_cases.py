@@ -85,6 +85,34 @@ def test_supplier_with_no_activity_at_all(frame) -> None:
     assert 0 <= row.health_score < 50
 
 
+def test_login_trend_ratios_and_shares(frame) -> None:
+    # s1 logged in twice on its signup day (Jan 3) and once on Jan 4
+    row = _row(frame, "s1", date(2024, 1, 4))
+    assert (row.logins_7d_share_of_30d, row.logins_30d_share_of_60d) == (1.0, 1.0)
+
+    def rate(h: float) -> float:  # the per-day EWM rate: a weight 2^(-age/h), normalised
+        return (1 - 2 ** (-1 / h)) * (2 * 2 ** (-1 / h) + 1)
+
+    assert row.login_ewm_ratio_7d_90d == pytest.approx(rate(7) / rate(90), rel=1e-12)
+    assert row.login_ewm_ratio_7d_90d > row.login_ewm_ratio_30d_90d > 1  # a fresh burst
+    # a month later the logins have left the 30-day window but not the 60- and 90-day ones
+    later = _row(frame, "s1", date(2024, 2, 5))
+    assert later.logins_30d == 0 and later.logins_90d == 3
+    assert later.logins_30d_share_of_60d == 0 and later.logins_30d_share_of_90d == 0
+    assert later.logins_7d_share_of_30d == 0  # no logins in 30 days: the lowest share
+    assert 0 < later.login_ewm_ratio_7d_90d < later.login_ewm_ratio_30d_90d  # old logins: faded
+    # never logged in: every ratio and share is 0
+    never = _row(frame, "s3", date(2024, 2, 20))
+    for name in (
+        "login_ewm_ratio_7d_90d",
+        "login_ewm_ratio_30d_90d",
+        "logins_7d_share_of_30d",
+        "logins_30d_share_of_60d",
+        "logins_30d_share_of_90d",
+    ):
+        assert never[name] == 0, name
+
+
 def test_first_use_of_a_feature(frame) -> None:
     before, on = _row(frame, "s1", date(2024, 1, 3)), _row(frame, "s1", date(2024, 1, 4))
     assert before.client_management_stage == "never_used" and before.features_used_ever == 0

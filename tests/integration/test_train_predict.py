@@ -122,7 +122,13 @@ def test_train_through_the_cli_on_sqlite(trained, sim: Path, experiment: Path) -
     )
     assert churn_run.data.params["tuning.trials_run"] == "2"
     pngs = sorted(p.name for p in artifacts.rglob("*.png"))
-    for name in ("precision_recall", "reliability", "shap_families", "shap_features"):
+    for name in (
+        "precision_recall",
+        "reliability",
+        "shap_families",
+        "shap_features",
+        "shap_summary",
+    ):
         assert f"{name}.png" in pngs
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in artifacts.rglob("*.png"))
     assert any(p.name == "model.ubj" for p in artifacts.rglob("*"))
@@ -373,3 +379,26 @@ def test_new_data_rescores_the_champion_on_the_new_holdout(
     expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
     tags = client.get_model_version("churn", "2").tags
     assert float(tags["champion_v1_holdout_log_loss"]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_champion_that_saw_the_new_holdout_is_rescored_as_optimistic(
+    sim: Path, experiment: Path, tmp_path: Path
+) -> None:
+    """A run with an earlier --train-until has its holdout inside the champion's training
+    window: the champion is still scored there, and the reason says its figure is optimistic."""
+    from wedsync_cs.model_jobs import train
+
+    settings = Settings(home=tmp_path / "home")
+    full = train(settings, sim / "raw", experiment, trials=2)
+    early = train(
+        settings,
+        sim / "raw",
+        experiment,
+        train_until=pd.Timestamp("2024-12-01", tz="UTC"),
+        trials=2,
+    )
+    assert full.splits["calibration"].last + pd.Timedelta(days=30) >= early.splits["holdout"].first
+    for registered in (early.churn, early.health):
+        reason = registered.promotion.reason
+        assert "(re-scored on this holdout; its training labels reach" in reason, reason
+        assert reason.endswith("into this holdout, so its figure is optimistic)")

@@ -100,6 +100,9 @@ def test_released_services_keep_their_columns() -> None:
     assert set(v2) == (set(CHURN_V1) - {"logins_30d_change", "logins_30d_ratio_prev_30d"}) | {
         "login_ewm_ratio_7d_90d",
         "login_ewm_ratio_30d_90d",
+        "logins_7d_share_of_30d",
+        "logins_30d_share_of_60d",
+        "logins_30d_share_of_90d",
     }
     assert CHURN_SERVICE == "churn_v2"
 
@@ -115,7 +118,7 @@ def test_directions_are_the_agreed_ones_and_cover_the_login_family() -> None:
         "bad_ratings_90d": 1,
         "mean_satisfaction_90d": -1,
     }
-    assert len(login) == 16
+    assert len(login) == 19
     assert expected == CHURN_DIRECTIONS
 
 
