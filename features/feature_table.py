@@ -308,17 +308,10 @@ _LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
 }
 
 
-def _lookup_sql(
-    alias: str,
-    grid: str = "grid",
-    prefix: str = "look",
-    only: tuple[tuple[str, ...], tuple[int, ...]] | None = None,
-) -> str:
+def _lookup_sql(alias: str, grid: str = "grid", prefix: str = "look") -> str:
     """``<prefix>_<alias>``: the source's running values at each row of ``grid`` at its
-    look-back days (``only``: a subset of the columns and look-backs)."""
+    look-back days."""
     table, columns, offsets = _LOOKUPS[alias]
-    if only is not None:
-        columns, offsets = only
     pivot = ", ".join(
         f"max(c.{c}) filter (where l.k = {k}) as {c}__{k}" for c in columns for k in offsets
     )
@@ -344,11 +337,6 @@ _USED_30D = " + ".join(f"({_win('u', f'used_{f}', 30)} > 0)::integer" for f in C
 _COHORT_INPUTS = f"""{_win("a", "logins", 30)} as logins_30d, {_USED_30D} as features_used_30d,
         case when coalesce(k.total_clients__0, 0) > 0
              then k.active_clients_30d__0 / k.total_clients__0 end as active_client_ratio"""
-_COHORT_LOOKUPS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
-    "a": (("c_logins",), (0, 30)),
-    "u": (tuple(f"c_used_{f}" for f in CORE_FEATURES), (0, 30)),
-    "k": (("total_clients", "active_clients_30d"), (0,)),
-}
 
 
 def _features_sql() -> str:
@@ -472,6 +460,92 @@ _OUTPUT_SQL = """
 """
 
 
+# The first grid day on which an instant has passed: ``(d + 1)::timestamp >= at``. A supplier is
+# active on days [first_day(signup_at), first_day(cancelled_at)), as ACTIVE_AT defines it.
+_FIRST_DAY = "({at}::date - (({at}) = date_trunc('day', {at}))::integer)"
+
+
+def _cohort_by_events_sql() -> list[str]:
+    """``cohort``: the three cohort means of every day of ``pair_days``, as the full table's
+    grid would average them over all active suppliers, computed from events instead of from a
+    row per supplier and day.
+
+    Each source row adds its value to the days it counts on (a login on day t counts in the 30
+    days [t, t + 30); a feature used on t counts until its next use or 30 days; a client
+    snapshot holds until the next one), clipped to its supplier's active days; a running sum of
+    those additions and removals per cohort gives every day's total at once. The means divide by
+    the active suppliers (or, for the client ratio, those with clients) of each cohort and day.
+    """
+    first = _FIRST_DAY.format(at="signup_at")
+    end = f"coalesce({_FIRST_DAY.format(at='cancelled_at')}, date '9999-12-31')"
+    return [
+        f"""create temp table span as
+            select supplier_id, vendor_type, hemisphere, {first} as first_day, {end} as end_day
+            from sup""",
+        # one row per piece: cohort, [lo, hi), and what it adds to each measure
+        f"""create temp table pieces as
+            with logins as (
+                select supplier_id, date as day, sum(logins)::bigint as x
+                from activity_daily group by all having sum(logins) > 0),
+            uses as (
+                select supplier_id, day,
+                       lead(day) over (partition by supplier_id, f order by day) as next_day
+                from (select distinct supplier_id, date as day, feature_key as f
+                      from feature_usage_daily where feature_key in ({_q(CORE_FEATURES)}))),
+            clients as (
+                select supplier_id, day,
+                       lead(day) over (partition by supplier_id order by day) as next_day,
+                       case when coalesce(total_clients, 0) > 0
+                            then active_clients_30d / total_clients end as ratio
+                from cum_cli)
+            select s.vendor_type, s.hemisphere, greatest(e.lo, s.first_day) as lo,
+                   least(e.hi, s.end_day) as hi, e.logins, e.used, e.ratio, e.with_ratio,
+                   e.member
+            from (
+                select supplier_id, day as lo, day + 30 as hi, x as logins, 0 as used,
+                       0::double as ratio, 0 as with_ratio, 0 as member from logins
+                union all
+                select supplier_id, day, least(day + 30, coalesce(next_day, day + 30)), 0, 1,
+                       0::double, 0, 0 from uses
+                union all
+                select supplier_id, day, coalesce(next_day, date '9999-12-31'), 0, 0, ratio, 1,
+                       0 from clients where ratio is not null
+                union all
+                select supplier_id, first_day, end_day, 0, 0, 0::double, 0, 1 from span
+            ) e join span s using (supplier_id)
+            where greatest(e.lo, s.first_day) < least(e.hi, s.end_day)""",
+        """create temp table cohort_totals as
+            with deltas as (
+                select vendor_type, hemisphere, day, sum(logins) as logins, sum(used) as used,
+                       sum(ratio) as ratio, sum(with_ratio) as with_ratio, sum(member) as member
+                from (select vendor_type, hemisphere, lo as day, logins, used, ratio, with_ratio,
+                             member from pieces
+                      union all
+                      select vendor_type, hemisphere, hi, -logins, -used, -ratio, -with_ratio,
+                             -member from pieces)
+                group by all)
+            select vendor_type, hemisphere, day,
+                   sum(logins) over w as logins, sum(used) over w as used,
+                   sum(ratio) over w as ratio, sum(with_ratio) over w as with_ratio,
+                   sum(member) over w as member
+            from deltas
+            window w as (partition by vendor_type, hemisphere order by day
+                         rows between unbounded preceding and current row)""",
+        """create temp table cohort as
+            select d.day, t.vendor_type, t.hemisphere,
+                   t.logins / t.member as cohort_logins_30d,
+                   t.used / t.member as cohort_features_30d,
+                   case when t.with_ratio > 0 then t.ratio / t.with_ratio end
+                       as cohort_client_ratio
+            from pair_days d
+            cross join (select distinct vendor_type, hemisphere from sup) c
+            asof join cohort_totals t
+                on t.vendor_type = c.vendor_type and t.hemisphere = c.hemisphere
+                and d.day >= t.day
+            where t.member > 0""",
+    ]
+
+
 _GRID_SQL = """
     create temp table {name} as
     select row_number() over () as rid, s.*, d.day,
@@ -588,19 +662,9 @@ def feature_rows_for(
     try:
         con.register("wanted", wanted)
         con.execute("create temp table pair_days as select distinct day from wanted")
-        on = ACTIVE_AT.format(t="(d.day + 1)::timestamp")
-        # every active supplier of those days, for the cohort means only
-        con.execute(_GRID_SQL.format(name="cohort_grid", days="pair_days", on=on))
-        for alias, only in _COHORT_LOOKUPS.items():
-            con.execute(_lookup_sql(alias, grid="cohort_grid", prefix="cohort_look", only=only))
-        con.execute(f"""
-            create temp table cohort_rows as
-            select g.day, g.vendor_type, g.hemisphere, {_COHORT_INPUTS}
-            from cohort_grid g {
-            " ".join(f"join cohort_look_{a} {a} using (rid)" for a in _COHORT_LOOKUPS)
-        }
-        """)
-        con.execute(_COHORT_SQL.format(rows="cohort_rows"))
+        # the cohort means of those days over all active suppliers, from events
+        for sql in _cohort_by_events_sql():
+            con.execute(sql)
         # the requested rows themselves
         con.execute("create temp table pair_rows as select distinct supplier_id, day from wanted")
         con.execute(

@@ -8,7 +8,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from features.feature_table import Cadence, build_feature_table, connect, data_span
+from features.feature_table import (
+    Cadence,
+    build_feature_table,
+    connect,
+    data_span,
+    feature_rows_for,
+)
 from tests.conftest import good_tables, ts
 
 
@@ -161,3 +167,19 @@ def test_cadence_covers_the_end_of_the_data(tables) -> None:
 def test_an_empty_grid_gives_an_empty_table_with_the_catalogue_columns(tables) -> None:
     empty = build_feature_table(tables, [date(2023, 6, 1)])
     assert empty.empty and "health_score" in empty.columns
+
+
+def test_rows_for_some_pairs_equal_the_full_table_on_the_edge_cases(tables, frame) -> None:
+    # signups and cancellations inside a day, a supplier with no activity, upgrades: the rows
+    # computed for some pairs alone (cohort means from events) are the full table's rows
+    pairs = pd.DataFrame(
+        {
+            "supplier_id": frame["supplier_id"],
+            "day": (frame["event_timestamp"] - pd.Timedelta(days=1)).dt.date,
+        }
+    ).iloc[::2]
+    got = feature_rows_for(tables, pairs)
+    expected = frame.iloc[::2].sort_values(["event_timestamp", "supplier_id"])
+    pd.testing.assert_frame_equal(
+        got, expected.reset_index(drop=True), check_exact=False, rtol=1e-12
+    )
