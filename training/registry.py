@@ -36,6 +36,11 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path) -> s
     return client.create_experiment(name, artifact_location=location)
 
 
+def version_run_id(version: ModelVersion) -> str | None:
+    """The run a registered version came from (its ``run_id``, or the tag we set on it)."""
+    return version.run_id or version.tags.get("run_id")
+
+
 def champion_services(client: MlflowClient, names: tuple[str, ...]) -> list[str]:
     """The feature services the current champions of ``names`` were trained on (their runs'
     ``feature_service`` and ``health_service`` tags), so a new run can score them on its own
@@ -46,7 +51,7 @@ def champion_services(client: MlflowClient, names: tuple[str, ...]) -> list[str]
             version = client.get_model_version_by_alias(name, CHAMPION)
         except mlflow.exceptions.MlflowException:
             continue
-        run_id = version.run_id or version.tags.get("run_id")
+        run_id = version_run_id(version)
         if not run_id:
             continue
         tags = client.get_run(run_id).data.tags

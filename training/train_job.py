@@ -40,7 +40,7 @@ from training.health_model import HealthFit, fit_health_model
 from training.metrics import EPS
 from training.models import feature_matrix
 from training.pipeline import ChurnFit, evaluation_table, fit_churn
-from training.registry import ChampionScore, ChampionScorer, Promotion
+from training.registry import ChampionScore, ChampionScorer, Promotion, version_run_id
 from training.risk import band_table, bands_ordered
 from training.tuning import TuningResult
 
@@ -481,6 +481,7 @@ def record_runs(
     ctx: RunContext,
     tracking_uri: str,
     artifact_root: Path,
+    threads: int = 2,
 ) -> tuple[RegisteredVersion, RegisteredVersion]:
     """One run per model in the experiments ``churn`` and ``health_calibration``; register the
     models, and move each ``champion`` alias only when the new version wins on this holdout."""
@@ -541,7 +542,7 @@ def record_runs(
                 run.info.artifact_uri,
                 float(evaluation.table.loc["churn_model", PROMOTION_METRIC]),
                 ctx,
-                champion_scorer(client, CHURN_MODEL, hold, evaluation.y, holdout_start),
+                champion_scorer(client, CHURN_MODEL, hold, evaluation.y, holdout_start, threads),
             )
 
         # health calibration
@@ -603,13 +604,18 @@ def record_runs(
                 run.info.artifact_uri,
                 float(evaluation.table.loc["health_calibrated", PROMOTION_METRIC]),
                 ctx,
-                champion_scorer(client, HEALTH_MODEL, hold, evaluation.y, holdout_start),
+                champion_scorer(client, HEALTH_MODEL, hold, evaluation.y, holdout_start, threads),
             )
     return churn, health
 
 
 def champion_scorer(
-    client, name: str, hold: pd.DataFrame, y: np.ndarray, holdout_start: pd.Timestamp
+    client,
+    name: str,
+    hold: pd.DataFrame,
+    y: np.ndarray,
+    holdout_start: pd.Timestamp,
+    threads: int = 2,
 ) -> ChampionScorer:
     """Scores a registered version of ``name`` on this run's holdout rows ``hold`` (log loss).
 
@@ -630,7 +636,7 @@ def champion_scorer(
 
         uri = f"models:/{name}/{version.version}"
         if name == CHURN_MODEL:
-            churn = load_churn_model(uri, threads=2)
+            churn = load_churn_model(uri, threads=threads)
             missing = sorted(set(churn.columns) - set(hold.columns))
             if missing:
                 return ChampionScore(
@@ -642,7 +648,7 @@ def champion_scorer(
             factors, segment = health_inputs(hold)
             p, config = health.model.churn_probability(factors, segment), health.config
         value = float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
-        run_id = version.run_id or version.tags.get("run_id")
+        run_id = version_run_id(version)
         params = client.get_run(run_id).data.params if run_id else {}
         fitted_to = params.get("split.calibration.to")
         if fitted_to is None:
@@ -828,7 +834,9 @@ def run_training(
         params=params,
         dataset_digest=training_digest(frame, fingerprint),
     )
-    churn, health = record_runs(frame, models, evaluation, cfg, ctx, tracking_uri, artifact_root)
+    churn, health = record_runs(
+        frame, models, evaluation, cfg, ctx, tracking_uri, artifact_root, threads
+    )
     missing = (~truth.matched) if truth is not None else np.zeros(len(frame), bool)
     return TrainResult(
         config=cfg,
