@@ -251,7 +251,12 @@ def bench_information_limit(workdir: Path, train_table: dict) -> Result:
     true probability as a soft label), the better of the two on each metric. No shipped model
     can learn from the truth; this one only measures what the features carry. Its gap shares use
     the logistic baseline and the ceiling of ``train_table`` (the training benchmark's table,
-    same holdout rows)."""
+    same holdout rows).
+
+    A third fit asks whether the raw login history carries more than the features distil from
+    it: the same regression (logit squared error) with each row's daily login counts of the 28
+    days before its instant and weekly counts of the 22 weeks before those added. If it does not
+    beat the features, the rest of the gap to the ceiling is state the tables do not reveal."""
     code = f"""
 from pathlib import Path
 import numpy as np, pandas as pd, xgboost as xgb
@@ -279,23 +284,45 @@ base = dict(max_depth=6, eta=0.05, subsample=0.8, colsample_bytree=0.8, min_chil
             tree_method="hist", nthread=2)
 # two fits of E[p_true | features]: squared error on the logit, and cross-entropy with p_true as
 # a soft label (its minimiser is E[p_true | features] itself, weighted as log loss weighs rows)
-targets = {{"logit_squared_error": ("reg:squarederror", z),
-           "soft_label_log_loss": ("binary:logistic", p_true)}}
+targets = {{"logit_squared_error": ("reg:squarederror", z, X),
+           "soft_label_log_loss": ("binary:logistic", p_true, X)}}
+# the raw login history of each row: daily counts of the 28 days up to its feature day, weekly
+# counts of the 22 weeks before those (zeros before signup)
+act = pd.read_parquet(data / "raw" / "activity_daily.parquet",
+                      columns=["supplier_id", "date", "logins"])
+index = {{s: i for i, s in enumerate(pd.unique(frame["supplier_id"]))}}
+first = pd.Timestamp(act["date"].min())
+pad = 28 + 22 * 7
+grid = np.zeros((len(index), (pd.Timestamp(act["date"].max()) - first).days + 1 + pad),
+                np.float32)
+who = act["supplier_id"].map(index)
+known = who.notna().to_numpy()
+grid[who[known].to_numpy(int), (pd.to_datetime(act["date"]) - first).dt.days.to_numpy()[known]
+     + pad] = act["logins"].to_numpy()[known]
+rs = frame["supplier_id"].map(index).to_numpy(int)
+rd = ((frame["event_timestamp"].dt.tz_convert(None).dt.floor("D") - pd.Timedelta(days=1))
+      - first).dt.days.to_numpy() + pad
+history = {{f"logins_day_minus_{{k}}": grid[rs, rd - k] for k in range(28)}}
+for w in range(4, 26):
+    history[f"logins_week_minus_{{w}}"] = grid[rs[:, None], rd[:, None] - 7 * w
+                                               - np.arange(7)].sum(axis=1)
+XH = pd.concat([X, pd.DataFrame(history, index=X.index)], axis=1)
+targets["logit_squared_error_with_login_history"] = ("reg:squarederror", z, XH)
 fits = {{}}
-for name, (objective, target) in targets.items():
+for name, (objective, target, M) in targets.items():
     booster = xgb.train({{**base, "objective": objective}},
-                        xgb.DMatrix(X[fit], target[fit], enable_categorical=True), 3000,
-                        evals=[(xgb.DMatrix(X[stop], target[stop], enable_categorical=True),
+                        xgb.DMatrix(M[fit], target[fit], enable_categorical=True), 3000,
+                        evals=[(xgb.DMatrix(M[stop], target[stop], enable_categorical=True),
                                 "stop")],
                         early_stopping_rounds=50, verbose_eval=False)
-    out = booster.predict(xgb.DMatrix(X[hold], enable_categorical=True),
+    out = booster.predict(xgb.DMatrix(M[hold], enable_categorical=True),
                           iteration_range=(0, booster.best_iteration + 1))
     prob = expit(out) if objective == "reg:squarederror" else out
     m = evaluate(y[hold], prob)
     fits[name] = {{"rounds": booster.best_iteration + 1,
                   **{{k: round(m[k], 4) for k in ("auc", "pr_auc")}}}}
 # the limit is the better fit on each metric: an optimistic reading of what the features carry
-best = {{k: max(f[k] for f in fits.values()) for k in ("auc", "pr_auc")}}
+best = {{k: max(f[k] for n, f in fits.items() if "history" not in n) for k in ("auc", "pr_auc")}}
 emit({{"holdout_rows": int(hold.sum()), "holdout_positives": int(y[hold].sum()),
       "fits": fits, "regression_on_truth": best}})
 """
@@ -306,12 +333,14 @@ emit({{"holdout_rows": int(hold.sum()), "holdout_positives": int(y[hold].sum()),
     for m in ("auc", "pr_auc"):
         base, top = train_table["logistic_baseline"][m], train_table["ceiling"][m]
         reached[f"{m}_gap_closed"] = round(gap_closed(reached[m], base, top), 3)
+        history = details["fits"]["logit_squared_error_with_login_history"]
+        history[f"{m}_gap_closed"] = round(gap_closed(history[m], base, top), 3)
     return Result("information limit (regression on truth)", seconds, peak, 900, 8, details)
 
 
 def bench_predict(workdir: Path, rows: int, span: str, days: int) -> Result:
     """``wedsync-cs predict`` for ``rows`` random (supplier, instant) rows with the champion of
-    the training benchmark.
+    the training benchmark, every one of a supplier active at its instant (all are scored).
 
     ``span="recent"``: instants in the last four weeks of the data, the daily scoring case.
     ``span="history"``: instants anywhere in the data after its first 60 days, a backfill. Both
@@ -325,15 +354,28 @@ from pathlib import Path
 from wedsync_cs.settings import Settings
 from wedsync_cs.model_jobs import predict
 raw = Path({str(workdir / "train_sim" / "raw")!r})
-sup = pd.read_parquet(raw / "suppliers.parquet", columns=["supplier_id"])["supplier_id"]
+sup = pd.read_parquet(raw / "suppliers.parquet", columns=["supplier_id", "signup_at"])
 rng = np.random.default_rng(3)
 import pyarrow.compute as pc, pyarrow.parquet as pq
 last = pc.max(pq.read_table(raw / "activity_daily.parquet", columns=["date"])["date"]).as_py()
 end = pd.Timestamp(last, tz="UTC")
 start = end - pd.Timedelta(days=min({back}, {days} - 60))
-stamps = start + pd.to_timedelta(rng.integers(0, (end - start).days * 24, {rows}), unit="h")
-entities = pd.DataFrame({{"supplier_id": sup.to_numpy()[rng.integers(0, len(sup), {rows})],
-                         "as_of": stamps}})
+# suppliers active at their instants only, so that every row is scored: draw candidates and
+# keep the first {rows:,} whose supplier had signed up and not cancelled by then
+cand = 4 * {rows}
+stamps = start + pd.to_timedelta(rng.integers(0, (end - start).days * 24, cand), unit="h")
+pick = rng.integers(0, len(sup), cand)
+signup = pd.to_datetime(sup["signup_at"], utc=True).dt.tz_convert(None).to_numpy()[pick]
+gone = sup[["supplier_id"]].merge(
+    pd.read_parquet(raw / "cancellations.parquet", columns=["supplier_id", "cancelled_at"]),
+    how="left", on="supplier_id")["cancelled_at"]
+gone = pd.to_datetime(gone, utc=True).dt.tz_convert(None).to_numpy()[pick]
+when = stamps.tz_convert(None).to_numpy()
+active = (signup <= when) & (pd.isna(gone) | (gone > when))
+keep = np.flatnonzero(active)[:{rows}]
+assert len(keep) == {rows}, "too few active candidates"
+entities = pd.DataFrame({{"supplier_id": sup["supplier_id"].to_numpy()[pick[keep]],
+                         "as_of": stamps[keep]}})
 path = Path({str(workdir / "entities.parquet")!r}); entities.to_parquet(path)
 out = Path({str(workdir / "predictions.parquet")!r})
 settings = Settings(home=Path({str(workdir / "train_home")!r}))
@@ -367,6 +409,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the benchmark's data, CS_HOME and models in this folder (default: a "
+        "temporary folder, removed at the end)",
+    )
+    parser.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="with --workdir: predict with the champion a previous run trained there "
+        "(skips the training and information-limit benchmarks)",
+    )
+    parser.add_argument(
         "--only",
         choices=BENCHES + MODEL_BENCHES,
         action="append",
@@ -374,10 +428,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     chosen = args.only or list(BENCHES + MODEL_BENCHES)
+    if args.reuse_model and not (args.workdir and (args.workdir / "train_home").is_dir()):
+        parser.error("--reuse-model needs a --workdir where a previous run trained the models")
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
         results = []
-        if set(chosen) & set(MODEL_BENCHES):
+        if args.reuse_model and "predict" in chosen:
+            for span in ("recent", "history"):
+                results.append(bench_predict(workdir, args.predict_rows, span, args.days))
+                print(results[-1].line(), flush=True)
+                print("   ", json.dumps(results[-1].details), flush=True)
+        elif set(chosen) & set(MODEL_BENCHES):
             # the model benchmarks simulate their own, fresh, seed: run them first
             results.append(
                 bench_train(workdir, args.train_suppliers, args.days, args.train_seed, args.trials)
@@ -395,7 +457,8 @@ def main() -> None:
         if not set(chosen) & set(BENCHES):
             return
         if args.data:
-            (workdir / "sim").symlink_to(args.data.resolve())
+            if not (workdir / "sim").exists():
+                (workdir / "sim").symlink_to(args.data.resolve())
         else:
             results.append(bench_simulator(args.suppliers, args.days, workdir))
             print(results[-1].line(), flush=True)

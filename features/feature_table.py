@@ -24,8 +24,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features import contract
 from features.catalog import (
@@ -141,39 +143,88 @@ _RUNNING_TYPE = {"logins": "bigint", "active_day": "bigint"}
 ACTIVE_AT = "s.signup_at <= {t} and (s.cancelled_at is null or s.cancelled_at > {t})"
 
 
-def _sources_sql() -> list[str]:
-    ew = {f"ew_{h}": f"logins * pow(2, (day - signup_day) / {h}.0)" for h in EWM_HALF_LIVES}
+@dataclass(frozen=True)
+class RunningTotals:
+    """A table of running totals made in Python rather than by a DuckDB window: ``daily`` gives
+    one row per supplier and day; ``name`` gets, per such row, ``c_<col>`` the supplier's sum of
+    each of ``sums`` up to that day (cast to its Arrow type) and, with ``last_day = (col, out)``,
+    ``out``: the last day on which ``col`` was positive (null before the first)."""
+
+    name: str
+    daily: str
+    sums: Mapping[str, pa.DataType]
+    last_day: tuple[str, str] | None = None
+
+
+def _running_specs() -> list[RunningTotals]:
+    """The two big running tables: daily logins (with their exponentially weighted sums, weights
+    ``2 ** ((day - signup_day) / h)``) and daily use of each core feature."""
+    ew = {f"ew_{h}": pa.float64() for h in EWM_HALF_LIVES}
     activity = f"""
-    create temp table cum_act as
-    select supplier_id, day,
+    select a.supplier_id, a.day, a.logins, a.minutes, (a.logins > 0)::integer as active_day,
            {
         ", ".join(
-            f"(sum({c}) over w)::{_RUNNING_TYPE.get(c, 'double')} as c_{c}"
-            for c in ["logins", "minutes", "active_day", *ew]
-        )
-    },
-           max(case when active_day > 0 then day end) over w as last_login_day
-    from (select a.supplier_id, a.date as day, sum(a.logins)::integer as logins,
-                 sum(a.session_minutes) as minutes, (sum(a.logins) > 0)::integer as active_day,
-                 {
-        ", ".join(
-            f"sum(a.logins * pow(2, (a.date - s.signup_day) / {h}.0)) as ew_{h}"
-            for h in EWM_HALF_LIVES
+            f"a.logins * pow(2, (a.day - s.signup_day) / {h}.0) as ew_{h}" for h in EWM_HALF_LIVES
         )
     }
-          from activity_daily a join sup s using (supplier_id) group by all)
-    {_RUNNING}
+    from act_day a join sup s using (supplier_id)
     """
     usage = f"""
-    create temp table cum_use as
-    select supplier_id, day,
-           {", ".join(f"(sum(used_{f}) over w)::bigint as c_used_{f}" for f in CORE_FEATURES)}
-    from (select supplier_id, date as day,
-                 {
-        ", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)
-    }
-          from feature_usage_daily group by all)
-    {_RUNNING}
+    select supplier_id, date as day,
+           {", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)}
+    from feature_usage_daily group by all
+    """
+    counts = {"logins": pa.int64(), "minutes": pa.float64(), "active_day": pa.int64()}
+    return [
+        RunningTotals(
+            "cum_act", activity, {**counts, **ew}, last_day=("active_day", "last_login_day")
+        ),
+        RunningTotals("cum_use", usage, {f"used_{f}": pa.int64() for f in CORE_FEATURES}),
+    ]
+
+
+def _register_running(con: duckdb.DuckDBPyConnection, spec: RunningTotals) -> None:
+    """Compute ``spec``'s running totals and register them as the table ``spec.name``.
+
+    The rows come out of DuckDB sorted by supplier and day, and each supplier's sums are one
+    sequential pass (:mod:`features.running`), where a DuckDB window aggregate took several
+    times as long per column.
+    """
+    from features.running import segmented_cumsum, segmented_last_where
+
+    table = con.sql(f"select * from ({spec.daily}) order by supplier_id, day").to_arrow_table()
+    n = table.num_rows
+    ids = table.column("supplier_id")
+    first = np.ones(n, bool)
+    if n > 1:
+        first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    columns: dict[str, pa.Array] = {"supplier_id": ids, "day": table.column("day")}
+    for kind, dtype in ((pa.int64(), np.int64), (pa.float64(), np.float64)):
+        names = [c for c, k in spec.sums.items() if k == kind]
+        if not names:
+            continue
+        values = np.column_stack(
+            [pc.fill_null(table.column(c), 0).to_numpy().astype(dtype) for c in names]
+        )
+        running = segmented_cumsum(values.reshape(n, len(names)), first)
+        columns |= {f"c_{c}": pa.array(running[:, j], kind) for j, c in enumerate(names)}
+    if spec.last_day is not None:
+        column, out = spec.last_day
+        day = table.column("day").cast(pa.int32()).to_numpy().astype(np.int64)
+        positive = pc.fill_null(table.column(column), 0).to_numpy() > 0
+        last = segmented_last_where(day, positive, first)
+        columns[out] = pa.array(last.astype(np.int32), mask=last < 0).cast(pa.date32())
+    con.register(spec.name, pa.table(columns))
+
+
+def _sources_sql() -> list[str]:
+    """The daily login totals (shared by the running totals and the cohort means' events) and
+    the smaller running tables, made by DuckDB windows."""
+    act_day = """
+    create temp table act_day as
+    select supplier_id, date as day, sum(logins)::integer as logins,
+           coalesce(sum(session_minutes), 0) as minutes
+    from activity_daily group by all
     """
     ticket_cols = [
         "tickets_created",
@@ -258,7 +309,7 @@ def _sources_sql() -> list[str]:
            max(active_clients_30d) as active_clients_30d
     from clients_daily group by all
     """
-    return [activity, usage, tickets, billing, milestones, clients]
+    return [act_day, tickets, billing, milestones, clients]
 
 
 # Per source: its cumulative table, the columns to look up and the look-back days (0: the grid
@@ -484,14 +535,15 @@ def _cohort_by_events_sql() -> list[str]:
             from sup""",
         # one row per piece: cohort, [lo, hi), and what it adds to each measure
         f"""create temp table pieces as
-            with logins as (
-                select supplier_id, date as day, sum(logins)::bigint as x
-                from activity_daily group by all having sum(logins) > 0),
+            with logins as (select supplier_id, day, logins::bigint as x from act_day
+                            where logins > 0),
+            -- a repeated (supplier, day, feature) row gets an empty piece (its next use is the
+            -- same day), dropped below: no need to make the rows distinct first
             uses as (
-                select supplier_id, day,
-                       lead(day) over (partition by supplier_id, f order by day) as next_day
-                from (select distinct supplier_id, date as day, feature_key as f
-                      from feature_usage_daily where feature_key in ({_q(CORE_FEATURES)}))),
+                select supplier_id, date as day,
+                       lead(date) over (partition by supplier_id, feature_key order by date)
+                           as next_day
+                from feature_usage_daily where feature_key in ({_q(CORE_FEATURES)})),
             clients as (
                 select supplier_id, day,
                        lead(day) over (partition by supplier_id order by day) as next_day,
@@ -573,6 +625,8 @@ def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyCon
         """)
         for sql in _sources_sql():
             con.execute(sql)
+        for spec in _running_specs():
+            _register_running(con, spec)
     except BaseException:
         con.close()
         raise

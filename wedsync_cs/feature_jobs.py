@@ -219,7 +219,6 @@ def training_set(
         until: labels must be observed by then (default, and at the latest: the end of the
             data, so that no label is read as 0 merely because its window is not over).
     """
-    from feature_repo.definitions import service_columns
     from feature_repo.store import open_store
     from training.dataset import entity_rows, historical_features, snapshot_days
 
@@ -240,10 +239,4 @@ def training_set(
         tables=tables,
     )
     store = open_store(store_config(settings))
-    parts = [historical_features(store, service, entities) for service in services]
-    # each part keeps the entity rows' order; later services add only the columns not yet there
-    frame = parts[0]
-    for service, part in zip(services[1:], parts[1:], strict=True):
-        new = [c for c in service_columns(service) if c not in frame.columns]
-        frame = pd.concat([frame, part[new]], axis=1)
-    return frame
+    return historical_features(store, services, entities)

@@ -96,9 +96,7 @@ def show_supplier(settings: Settings, supplier_id: str, as_of: pd.Timestamp) -> 
             features=store.get_feature_service(service), entity_rows=[{"supplier_id": supplier_id}]
         ).to_dict()
     entity = pd.DataFrame({"supplier_id": [supplier_id], "event_timestamp": [as_of]})
-    past = historical_features(store, CHURN_SERVICE, entity).merge(
-        historical_features(store, HEALTH_SERVICE, entity), on=["supplier_id", "event_timestamp"]
-    )
+    past = historical_features(store, (CHURN_SERVICE, HEALTH_SERVICE), entity)
     typer.secho(
         f"Supplier {supplier_id}: online now | point-in-time at {as_of:%Y-%m-%d %H:%M}", bold=True
     )

@@ -208,20 +208,18 @@ def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> Pr
         in_data = (days >= date.fromisoformat(build.first_day)) & (
             days <= date.fromisoformat(build.last_day)
         )
-        # days outside the data go to the store too: its newest row, if recent enough, or none
-        stored = (days.isin(list(stored_days(settings.feature_table_path))) | ~in_data).to_numpy()
+        # days outside the data go to the store: its newest row, if recent enough, or none.
+        # Days in the data come from the store when it holds all of them; once some must be
+        # computed anyway, that one pass computes them all (the same values as the table's
+        # rows, value for value) rather than a second pass through the store for the rest.
+        on_grid = days.isin(list(stored_days(settings.feature_table_path)))
+        stored = (~in_data | (on_grid if on_grid[in_data].all() else False)).to_numpy()
         services = (models.feature_service, models.health_service)
         parts = []
         if stored.any():
             store = open_store(store_config(settings))
             keys = active.loc[stored, ["supplier_id", "event_timestamp"]]
-            churn = historical_features(store, services[0], keys)
-            health = historical_features(store, services[1], keys)
-            parts.append(
-                pd.concat(
-                    [churn, health.drop(columns=["supplier_id", "event_timestamp"])], axis=1
-                ).set_axis(keys.index)
-            )
+            parts.append(historical_features(store, services, keys).set_axis(keys.index))
         if (~stored).any():
             rows = active.loc[~stored, ["supplier_id", "event_timestamp"]]
             parts.append(on_demand_features(tables.frames, rows, services, settings.threads))

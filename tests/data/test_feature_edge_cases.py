@@ -183,3 +183,22 @@ def test_rows_for_some_pairs_equal_the_full_table_on_the_edge_cases(tables, fram
     pd.testing.assert_frame_equal(
         got, expected.reset_index(drop=True), check_exact=False, rtol=1e-12
     )
+
+
+def test_a_repeated_feature_usage_row_counts_once(tables, frame) -> None:
+    # the contract has one row per supplier, day and feature; a repeated one changes nothing,
+    # in the full table or in rows computed for some pairs (cohort means from events)
+    usage = tables["feature_usage_daily"]
+    assert usage.num_rows > 0
+    repeated = dict(tables, feature_usage_daily=pa.concat_tables([usage, usage.slice(0, 2)]))
+    again = build_feature_table(repeated, DAYS)
+    pd.testing.assert_frame_equal(again, frame, check_exact=False, rtol=1e-12)
+    pairs = pd.DataFrame(
+        {
+            "supplier_id": frame["supplier_id"],
+            "day": (frame["event_timestamp"] - pd.Timedelta(days=1)).dt.date,
+        }
+    )
+    got = feature_rows_for(repeated, pairs)
+    expected = frame.sort_values(["event_timestamp", "supplier_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
