@@ -43,6 +43,13 @@ def window_split(stamps: pd.Series, cfg: ExperimentConfig) -> WindowSplit:
     return WindowSplit(trees=trees, calibration=calibration, holdout=outer.holdout, outer=outer)
 
 
+def calibrated_churn(
+    model: xgb.XGBClassifier, calibrator: IsotonicCalibrator, X: pd.DataFrame
+) -> np.ndarray:
+    """Calibrated churn probabilities of a model's feature matrix, shape (n,)."""
+    return calibrator.predict(model.predict_proba(X)[:, 1])
+
+
 @dataclass(frozen=True)
 class ChurnFit:
     model: xgb.XGBClassifier
@@ -52,7 +59,7 @@ class ChurnFit:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probabilities, shape (n,)."""
-        return self.calibrator.predict(self.model.predict_proba(X)[:, 1])
+        return calibrated_churn(self.model, self.calibrator, X)
 
 
 def fit_churn(

@@ -33,6 +33,7 @@ from training.config import ExperimentConfig
 from training.explain import explain
 from training.health_model import HealthModel
 from training.models import feature_matrix
+from training.pipeline import calibrated_churn
 from training.risk import churn_risk, health_risk
 
 ENTITY_COLUMNS: Final = ("supplier_id", "as_of")
@@ -219,8 +220,9 @@ class ChurnArtifacts:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probabilities of feature rows (the model's columns)."""
-        X = feature_matrix(features, self.columns)
-        return self.calibrator.predict(self.model.predict_proba(X)[:, 1])
+        return calibrated_churn(
+            self.model, self.calibrator, feature_matrix(features, self.columns)
+        )
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ def top_positive_factors(contributions: pd.DataFrame, k: int = TOP_FACTORS) -> p
 def score_features(features: pd.DataFrame, models: ChampionModels) -> pd.DataFrame:
     """Predictions for rows that have features (one output row per input row, same index)."""
     X = feature_matrix(features, models.columns)
-    churn = models.calibrator.predict(models.churn.predict_proba(X)[:, 1])
+    churn = calibrated_churn(models.churn, models.calibrator, X)
     factors = features[list(HEALTH_FACTORS)].astype(float)
     segment = features["health_segment"].astype(object)
     score = models.health.score(factors, segment)

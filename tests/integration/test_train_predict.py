@@ -233,6 +233,7 @@ def _entity_rows(raw: Path) -> pd.DataFrame:
 def test_predict_keeps_every_row_in_order_point_in_time(trained, sim: Path, tmp_path) -> None:
     from features.feature_table import build_feature_table
     from training.models import feature_matrix
+    from training.pipeline import calibrated_churn
     from training.predict import load_champions
     from training.train_job import health_inputs
     from wedsync_cs.feature_jobs import stored_days
@@ -285,7 +286,7 @@ def test_predict_keeps_every_row_in_order_point_in_time(trained, sim: Path, tmp_
         factors, segment = health_inputs(feature_row)
         assert row.health_score == pytest.approx(models.health.score(factors, segment)[0])
         X = feature_matrix(feature_row, models.columns)
-        churn = models.calibrator.predict(models.churn.predict_proba(X)[:, 1])[0]
+        churn = calibrated_churn(models.churn, models.calibrator, X)[0]
         assert row.churn_probability == pytest.approx(churn)
     assert not list(out.parent.glob(".*"))  # no temporary file left
 

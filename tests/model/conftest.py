@@ -28,7 +28,7 @@ from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig, load_experiment
 from training.health_model import HealthFit, fit_health_model
 from training.models import feature_matrix, make_churn_model
-from training.pipeline import WindowSplit, window_split
+from training.pipeline import WindowSplit, calibrated_churn, window_split
 from training.train_job import health_inputs
 from wedsync_cs.feature_jobs import training_set
 from wedsync_cs.settings import Settings
@@ -60,8 +60,9 @@ class FittedModels:
 
     def churn_probability(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probabilities of feature rows, shape (n,)."""
-        X = feature_matrix(features, self.columns)
-        return self.calibrator.predict(self.churn.predict_proba(X)[:, 1])
+        return calibrated_churn(
+            self.churn, self.calibrator, feature_matrix(features, self.columns)
+        )
 
 
 def trained_constraints(model: xgb.XGBClassifier) -> dict[str, int]:
