@@ -352,6 +352,7 @@ import json, time
 import numpy as np, pandas as pd
 from pathlib import Path
 from wedsync_cs.settings import Settings
+from training.predict import entity_status
 from wedsync_cs.model_jobs import predict
 raw = Path({str(workdir / "train_sim" / "raw")!r})
 sup = pd.read_parquet(raw / "suppliers.parquet", columns=["supplier_id", "signup_at"])
@@ -360,22 +361,16 @@ import pyarrow.compute as pc, pyarrow.parquet as pq
 last = pc.max(pq.read_table(raw / "activity_daily.parquet", columns=["date"])["date"]).as_py()
 end = pd.Timestamp(last, tz="UTC")
 start = end - pd.Timedelta(days=min({back}, {days} - 60))
-# suppliers active at their instants only, so that every row is scored: draw candidates and
-# keep the first {rows:,} whose supplier had signed up and not cancelled by then
+# suppliers active at their instants only (the contract's rule, as predict applies it), so that
+# every row is scored: draw candidates and keep the first {rows:,} active ones
 cand = 4 * {rows}
 stamps = start + pd.to_timedelta(rng.integers(0, (end - start).days * 24, cand), unit="h")
 pick = rng.integers(0, len(sup), cand)
-signup = pd.to_datetime(sup["signup_at"], utc=True).dt.tz_convert(None).to_numpy()[pick]
-gone = sup[["supplier_id"]].merge(
-    pd.read_parquet(raw / "cancellations.parquet", columns=["supplier_id", "cancelled_at"]),
-    how="left", on="supplier_id")["cancelled_at"]
-gone = pd.to_datetime(gone, utc=True).dt.tz_convert(None).to_numpy()[pick]
-when = stamps.tz_convert(None).to_numpy()
-active = (signup <= when) & (pd.isna(gone) | (gone > when))
-keep = np.flatnonzero(active)[:{rows}]
+drawn = pd.DataFrame({{"supplier_id": sup["supplier_id"].to_numpy()[pick], "as_of": stamps}})
+cancellations = pd.read_parquet(raw / "cancellations.parquet")
+keep = np.flatnonzero(entity_status(drawn, sup, cancellations) == "active")[:{rows}]
 assert len(keep) == {rows}, "too few active candidates"
-entities = pd.DataFrame({{"supplier_id": sup["supplier_id"].to_numpy()[pick[keep]],
-                         "as_of": stamps[keep]}})
+entities = drawn.iloc[keep].reset_index(drop=True)
 path = Path({str(workdir / "entities.parquet")!r}); entities.to_parquet(path)
 out = Path({str(workdir / "predictions.parquet")!r})
 settings = Settings(home=Path({str(workdir / "train_home")!r}))
@@ -390,6 +385,13 @@ emit(({{"predict_seconds": round(seconds, 1), "rows": len(got),
     return Result(
         f"predict {rows:,} rows ({span})", details["predict_seconds"], peak, 60, 8, details
     )
+
+
+def report(result: Result) -> Result:
+    """Print a benchmark's line and its details as they come."""
+    print(result.line(), flush=True)
+    print("   ", json.dumps(result.details), flush=True)
+    return result
 
 
 BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
@@ -433,36 +435,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
         workdir = Path(args.workdir or tmp).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        results = []
-        if args.reuse_model and "predict" in chosen:
-            for span in ("recent", "history"):
-                results.append(bench_predict(workdir, args.predict_rows, span, args.days))
-                print(results[-1].line(), flush=True)
-                print("   ", json.dumps(results[-1].details), flush=True)
-        elif set(chosen) & set(MODEL_BENCHES):
+        if set(chosen) & set(MODEL_BENCHES) and not args.reuse_model:
             # the model benchmarks simulate their own, fresh, seed: run them first
-            results.append(
+            train = report(
                 bench_train(workdir, args.train_suppliers, args.days, args.train_seed, args.trials)
             )
-            print(results[-1].line(), flush=True)
-            print("   ", json.dumps(results[-1].details), flush=True)
-            results.append(bench_information_limit(workdir, results[-1].details["table"]))
-            print(results[-1].line(), flush=True)
-            print("   ", json.dumps(results[-1].details), flush=True)
-            if "predict" in chosen:
-                for span in ("recent", "history"):
-                    results.append(bench_predict(workdir, args.predict_rows, span, args.days))
-                    print(results[-1].line(), flush=True)
-                    print("   ", json.dumps(results[-1].details), flush=True)
+            report(bench_information_limit(workdir, train.details["table"]))
+        if "predict" in chosen:
+            for span in ("recent", "history"):
+                report(bench_predict(workdir, args.predict_rows, span, args.days))
         if not set(chosen) & set(BENCHES):
             return
         if args.data:
             if not (workdir / "sim").exists():
                 (workdir / "sim").symlink_to(args.data.resolve())
         else:
-            results.append(bench_simulator(args.suppliers, args.days, workdir))
-            print(results[-1].line(), flush=True)
-            print("   ", json.dumps(results[-1].details), flush=True)
+            report(bench_simulator(args.suppliers, args.days, workdir))
         steps = {
             "validation": lambda: [bench_validation(workdir)],
             "features": lambda: [bench_features(workdir)],
@@ -471,12 +459,9 @@ def main() -> None:
             "online": lambda: [bench_online(workdir, "sqlite"), bench_online(workdir, "redis")],
         }
         for name in BENCHES[1:]:
-            if name not in chosen:
-                continue
-            for result in steps[name]():
-                results.append(result)
-                print(result.line(), flush=True)
-                print("   ", json.dumps(result.details), flush=True)
+            if name in chosen:
+                for result in steps[name]():
+                    report(result)
 
 
 if __name__ == "__main__":

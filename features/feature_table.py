@@ -132,12 +132,11 @@ def _q(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-# Running totals per supplier, in day order (every source table's window).
+# Running totals per supplier, in day order (the smaller source tables' window). Running sums
+# of integer counts are cast to bigint: DuckDB sums them as 128-bit integers, which reach pandas
+# as Python Decimal objects (converting those took half of a feature build).
 _RUNNING = """window w as (partition by supplier_id order by day
                  rows between unbounded preceding and current row)"""
-# Running sums of integer counts are cast back to bigint: DuckDB sums them as 128-bit integers,
-# which reach pandas as Python Decimal objects (converting those took half of a feature build).
-_RUNNING_TYPE = {"logins": "bigint", "active_day": "bigint"}
 # The contract's "active at t" for a relation ``s`` holding signup_at and cancelled_at: signed
 # up at or before t, and no cancellation at or before t.
 ACTIVE_AT = "s.signup_at <= {t} and (s.cancelled_at is null or s.cancelled_at > {t})"
@@ -206,7 +205,7 @@ def _register_running(con: duckdb.DuckDBPyConnection, spec: RunningTotals) -> No
         values = np.column_stack(
             [pc.fill_null(table.column(c), 0).to_numpy().astype(dtype) for c in names]
         )
-        running = segmented_cumsum(values.reshape(n, len(names)), first)
+        running = segmented_cumsum(values, first)
         columns |= {f"c_{c}": pa.array(running[:, j], kind) for j, c in enumerate(names)}
     if spec.last_day is not None:
         column, out = spec.last_day

@@ -89,10 +89,9 @@ def historical_features(
     The result keeps the entity rows' order and extra columns (such as ``label``).
     """
     names = [services] if isinstance(services, str) else list(services)
-    features = store.get_feature_service(names[0]) if len(names) == 1 else None
     ordered = entities.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
     frame = store.get_historical_features(
-        entity_df=ordered, features=features or feature_refs(store, names)
+        entity_df=ordered, features=feature_refs(store, names)
     ).to_df()
     frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
     missing = [c for name in names for c in service_columns(name) if c not in frame.columns]

@@ -212,8 +212,10 @@ def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> Pr
         # Days in the data come from the store when it holds all of them; once some must be
         # computed anyway, that one pass computes them all (the same values as the table's
         # rows, value for value) rather than a second pass through the store for the rest.
-        on_grid = days.isin(list(stored_days(settings.feature_table_path)))
-        stored = (~in_data | (on_grid if on_grid[in_data].all() else False)).to_numpy()
+        on_grid = days.isin(list(stored_days(settings.feature_table_path))).to_numpy()
+        stored = ~in_data.to_numpy()
+        if on_grid[~stored].all():
+            stored |= on_grid
         services = (models.feature_service, models.health_service)
         parts = []
         if stored.any():
