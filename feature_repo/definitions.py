@@ -10,7 +10,14 @@ from typing import Final
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-from features.catalog import FAMILIES, FEATURES, Family, family_columns
+from features.catalog import (
+    FAMILIES,
+    FEATURES,
+    RENEWAL_FEATURES,
+    USAGE_FEATURES,
+    Family,
+    family_columns,
+)
 
 SOURCE_NAME: Final = "supplier_features"
 # Rows are at most a week apart (the weekly cadence); older rows are stale.
@@ -51,6 +58,10 @@ _V2_ADDED: Final = (
     "logins_30d_share_of_60d",
     "logins_30d_share_of_90d",
 )
+# churn_v3 adds what differs between exports: per core feature its uses over 7/30/90 days and
+# their trend (some features signal loyalty, others the opposite, and which depends on the
+# source), and where the supplier stands in its billing cycle (a plan is decided at renewal).
+_V3_ADDED: Final = (*USAGE_FEATURES, *RENEWAL_FEATURES)
 SERVICES: Final[dict[str, ServiceSpec]] = {
     s.name: s
     for s in (
@@ -58,18 +69,25 @@ SERVICES: Final[dict[str, ServiceSpec]] = {
             "churn_v1",
             CHURN_FAMILIES,
             "Features of the XGBoost churn model, version 1.",
-            _V2_ADDED,
+            (*_V2_ADDED, *_V3_ADDED),
         ),
         ServiceSpec(
             "churn_v2",
             CHURN_FAMILIES,
             "Features of the XGBoost churn model, version 2: login trend as ratios and shares.",
+            (*_V1_ONLY, *_V3_ADDED),
+        ),
+        ServiceSpec(
+            "churn_v3",
+            CHURN_FAMILIES,
+            "Features of the XGBoost churn model, version 3: v2 with per-feature usage and the "
+            "billing cycle's position.",
             _V1_ONLY,
         ),
         ServiceSpec("health_v1", HEALTH_FAMILIES, "Health factors, segment and score, version 1."),
     )
 }
-CHURN_SERVICE: Final = "churn_v2"  # the current version: the default experiment's
+CHURN_SERVICE: Final = "churn_v3"  # the current version: the default experiment's
 HEALTH_SERVICE: Final = "health_v1"
 _FEAST_TYPE = {"float": Float64, "int": Int64, "category": String}
 

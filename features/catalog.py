@@ -53,6 +53,13 @@ EWM_RATIOS: Final = ((7, 90), (30, 90))
 # recent part is nested in the whole, so removing the newest logins never raises the share
 # (0 when the whole window holds none).
 LOGIN_SHARES: Final = ((7, 30), (30, 60), (30, 90))
+# Per core feature: its uses over these windows, and the trend of the 30-day rate against the
+# supplier's own 90-day rate (what a feature's use says differs by feature and by source).
+USAGE_WINDOWS: Final = (7, 30, 90)
+# Billing cycles an interval between two successful payments is read as (days), and the widest
+# relative distance at which it still is one of them.
+BILLING_CYCLES: Final = (30, 91, 365)
+CYCLE_TOLERANCE: Final = 0.35
 assert set(MILESTONE_TARGET_DAYS) == set(MILESTONE_TYPES)
 
 _F: list[tuple[str, Family, Kind]] = [
@@ -77,6 +84,8 @@ _F: list[tuple[str, Family, Kind]] = [
     ("features_used_prev_30d", "adoption", "int"),
     ("feature_breadth_trend", "adoption", "int"),
     ("features_used_30d_vs_cohort", "adoption", "float"),
+    *[(f"{f}_uses_{w}d", "adoption", "float") for f in CORE_FEATURES for w in USAGE_WINDOWS],
+    *[(f"{f}_uses_trend", "adoption", "float") for f in CORE_FEATURES],
     ("total_clients", "engagement", "int"),
     ("active_clients_30d", "engagement", "int"),
     ("active_client_ratio", "engagement", "float"),
@@ -95,6 +104,10 @@ _F: list[tuple[str, Family, Kind]] = [
     ("downgrades_90d", "billing", "int"),
     ("upgrades_90d", "billing", "int"),
     ("refunds_90d", "billing", "int"),
+    ("billing_cycle_days", "billing", "float"),
+    ("days_since_last_payment", "billing", "float"),
+    ("days_to_next_renewal", "billing", "float"),
+    ("logins_this_period", "billing", "float"),
     ("milestones_achieved", "onboarding", "int"),
     ("critical_path_completion", "onboarding", "float"),
     *[(f"{m}_days_behind", "onboarding", "int") for m in MILESTONE_TYPES],
@@ -120,6 +133,18 @@ CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "health_segment": SEGMENTS,
 }
 KEY_COLUMNS: Final = ("supplier_id", "event_timestamp")
+
+
+# What churn_v3 adds: per-feature usage and the billing cycle's position.
+USAGE_FEATURES: Final = tuple(
+    n for n in FEATURES if any(n.startswith(f"{f}_uses_") for f in CORE_FEATURES)
+)
+RENEWAL_FEATURES: Final = (
+    "billing_cycle_days",
+    "days_since_last_payment",
+    "days_to_next_renewal",
+    "logins_this_period",
+)
 
 
 def family_columns(family: Family) -> list[str]:

@@ -31,8 +31,10 @@ import pyarrow.compute as pc
 
 from features import contract
 from features.catalog import (
+    BILLING_CYCLES,
     CATEGORIES,
     CRITICAL_PATH,
+    CYCLE_TOLERANCE,
     EWM_HALF_LIVES,
     EWM_RATIOS,
     FEATURES,
@@ -40,9 +42,11 @@ from features.catalog import (
     LOGIN_SHARES,
     MILESTONE_TARGET_DAYS,
     TIERS,
+    USAGE_WINDOWS,
 )
 from features.contract import CORE_FEATURES, MILESTONE_TYPES, SOUTHERN_HEMISPHERE_COUNTRIES
 from features.health import add_health
+from features.history import HISTORY_START_SQL, LONGEST_WINDOW_DAYS
 
 _TIER_LIST = "[" + ", ".join(f"'{t}'" for t in TIERS) + "]"
 TIER_RANK = "list_position(" + _TIER_LIST + ", {}) - 1"
@@ -168,9 +172,11 @@ def _running_specs() -> list[RunningTotals]:
     }
     from act_day a join sup s using (supplier_id)
     """
+    CORE = CORE_FEATURES
     usage = f"""
     select supplier_id, date as day,
-           {", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)}
+           {", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)},
+           {", ".join(f"max(uses) filter (where feature_key = '{f}') as uses_{f}" for f in CORE)}
     from feature_usage_daily group by all
     """
     counts = {"logins": pa.int64(), "minutes": pa.float64(), "active_day": pa.int64()}
@@ -178,7 +184,11 @@ def _running_specs() -> list[RunningTotals]:
         RunningTotals(
             "cum_act", activity, {**counts, **ew}, last_day=("active_day", "last_login_day")
         ),
-        RunningTotals("cum_use", usage, {f"used_{f}": pa.int64() for f in CORE_FEATURES}),
+        RunningTotals(
+            "cum_use",
+            usage,
+            {f"{kind}_{f}": pa.int64() for kind in ("used", "uses") for f in CORE_FEATURES},
+        ),
     ]
 
 
@@ -302,13 +312,26 @@ def _sources_sql() -> list[str]:
           from milestones group by all)
     {_RUNNING}
     """
+    # successful payments, each with the mean interval between the supplier's payments so far
+    # (the billing cycle's evidence; a retried payment shifts one interval, not the mean)
+    payments = """
+    create temp table pay_ok as
+    select supplier_id, day, day as pay_day,
+           case when row_number() over w > 1
+                then (day - first_value(day) over w) / (row_number() over w - 1) end
+               as mean_pay_interval
+    from (select distinct supplier_id, occurred_at::date as day from billing_events
+          where event_type = 'payment_succeeded')
+    window w as (partition by supplier_id order by day
+                 rows between unbounded preceding and current row)
+    """
     clients = """
     create temp table cum_cli as
     select supplier_id, date as day, max(total_clients) as total_clients,
            max(active_clients_30d) as active_clients_30d
     from clients_daily group by all
     """
-    return [act_day, tickets, billing, milestones, clients]
+    return [act_day, tickets, billing, payments, milestones, clients]
 
 
 # Per source: its cumulative table, the columns to look up and the look-back days (0: the grid
@@ -327,6 +350,8 @@ _LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
         (0, 7, 30, 60, 90),
     ),
     "u": ("cum_use", tuple(f"c_used_{f}" for f in CORE_FEATURES), (0, 30, 60)),
+    "v": ("cum_use", tuple(f"c_uses_{f}" for f in CORE_FEATURES), (0, *USAGE_WINDOWS)),
+    "p": ("pay_ok", ("pay_day", "mean_pay_interval"), (0,)),
     "t": (
         "cum_tix",
         (
@@ -376,9 +401,54 @@ def _lookup_sql(alias: str, grid: str = "grid", prefix: str = "look") -> str:
     """
 
 
+def _covered(k: int) -> str:
+    """Whether the ``k`` days up to the grid day lie inside the export's event history: the
+    supplier signed up on or after its start, or the window begins on or after it (see
+    :mod:`features.history`). An uncovered window's count is missing, never a zero."""
+    return f"(not g.pre_history or g.day - {k} >= g.history_start - 1)"
+
+
+# A lifetime count (ever used, milestones reached) is known only for suppliers who signed up
+# inside the history.
+_LIFETIME_KNOWN = "(not g.pre_history)"
+
+
 def _win(src: str, col: str, k: int, upper: int = 0) -> str:
-    """Events of ``col`` in the days (d - k, d - upper] from source alias prefix ``src``."""
-    return f"(coalesce({src}.c_{col}__{upper}, 0) - coalesce({src}.c_{col}__{k}, 0))"
+    """Events of ``col`` in the days (d - k, d - upper] from source alias prefix ``src``;
+    null when the window is not covered."""
+    return (
+        f"(case when {_covered(k)} then coalesce({src}.c_{col}__{upper}, 0)"
+        f" - coalesce({src}.c_{col}__{k}, 0) end)"
+    )
+
+
+def _ratio_or_zero(numerator: str, denominator: str) -> str:
+    """``numerator / denominator``; 0 when the denominator is 0; null when it is unknown."""
+    return (
+        f"case when ({denominator}) is null then null when ({denominator}) > 0"
+        f" then ({numerator}) / ({denominator}) else 0 end"
+    )
+
+
+def _snap_cycle(interval: str) -> str:
+    """The billing cycle a mean interval between payments reads as (the nearest of
+    :data:`BILLING_CYCLES` within :data:`CYCLE_TOLERANCE`, else the interval itself)."""
+    cases = " ".join(
+        f"when abs(({interval}) - {c}) <= {CYCLE_TOLERANCE} * {c} then {c}.0"
+        for c in BILLING_CYCLES
+    )
+    return f"case {cases} else ({interval})::double end"
+
+
+# The logins before the current billing period: the running login total on the day before the
+# last successful payment (one ASOF join at a per-row day).
+_PERIOD_SQL = """
+    create temp table look_q as
+    select l.rid, coalesce(c.c_logins, 0) as logins_before_period
+    from (select g.rid, g.supplier_id, p.pay_day__0 - 1 as qday
+          from grid g join look_p p using (rid) where p.pay_day__0 is not null) l
+    asof left join cum_act c on l.supplier_id = c.supplier_id and l.qday >= c.day
+"""
 
 
 # The three features the cohort averages are taken of, and what they need to be computed: one
@@ -391,9 +461,12 @@ _COHORT_INPUTS = f"""{_win("a", "logins", 30)} as logins_30d, {_USED_30D} as fea
 
 def _features_sql() -> str:
     joins = "\n".join(f"join look_{a} {a} using (rid)" for a in _LOOKUPS)
+    joins += "\nleft join look_q q using (rid)"
 
     stage = {
-        f: f"""case when coalesce(u.c_used_{f}__0, 0) = 0 then 'never_used'
+        f: f"""case when {_win("u", f"used_{f}", 30)} is null then null
+                 when coalesce(u.c_used_{f}__0, 0) = 0
+                     then case when {_LIFETIME_KNOWN} then 'never_used' end
                  when {_win("u", f"used_{f}", 30)} = 0 then 'churned'
                  when {_win("u", f"used_{f}", 30)} <= 3 then 'trial'
                  when {_win("u", f"used_{f}", 30)} <= 11 then 'adopting'
@@ -403,31 +476,53 @@ def _features_sql() -> str:
     used_prev = " + ".join(
         f"({_win('u', f'used_{f}', 60, upper=30)} > 0)::integer" for f in CORE_FEATURES
     )
-    used_ever = " + ".join(f"(coalesce(u.c_used_{f}__0, 0) > 0)::integer" for f in CORE_FEATURES)
+    used_ever = (
+        f"case when {_LIFETIME_KNOWN} then "
+        + " + ".join(f"(coalesce(u.c_used_{f}__0, 0) > 0)::integer" for f in CORE_FEATURES)
+        + " end"
+    )
+    # a pre-history supplier's rates are missing until the longest window is inside the data
     rate = {
-        h: f"(1 - pow(2, -1 / {h}.0)) * coalesce(a.c_ew_{h}__0, 0)"
-        f" * pow(2, -(g.day - g.signup_day) / {h}.0)"
+        h: f"(case when {_covered(LONGEST_WINDOW_DAYS)} then"
+        f" (1 - pow(2, -1 / {h}.0)) * coalesce(a.c_ew_{h}__0, 0)"
+        f" * pow(2, -(g.day - g.signup_day) / {h}.0) end)"
         for h in EWM_HALF_LIVES
     }
     ewm = ", ".join(f"{rate[h]} as login_ewm_rate_{h}d" for h in EWM_HALF_LIVES)
     # 0 without any login: no recent activity relative to none is as low as the ratio goes
     ewm_ratio = ", ".join(
-        f"case when {rate[long]} > 0 then ({rate[short]}) / ({rate[long]}) else 0 end"
-        f" as login_ewm_ratio_{short}d_{long}d"
+        f"{_ratio_or_zero(rate[short], rate[long])} as login_ewm_ratio_{short}d_{long}d"
         for short, long in EWM_RATIOS
     )
     login_share = ", ".join(
-        f"case when {_win('a', 'logins', whole)} > 0"
-        f" then {_win('a', 'logins', recent)} / {_win('a', 'logins', whole)} else 0 end"
+        f"{_ratio_or_zero(_win('a', 'logins', recent), _win('a', 'logins', whole))}"
         f" as logins_{recent}d_share_of_{whole}d"
         for recent, whole in LOGIN_SHARES
     )
     achieved = {m: f"(coalesce(m.c_ms_{m}__0, 0) > 0)" for m in MILESTONE_TYPES}
+    # a milestone not in the data is late only if it could have been recorded
     behind = ", ".join(
-        f"case when {achieved[m]} then 0 else greatest(0, g.day - g.signup_day - {t}) end"
-        f" as {m}_days_behind"
+        f"case when {achieved[m]} then 0 when {_LIFETIME_KNOWN}"
+        f" then greatest(0, g.day - g.signup_day - {t}) end as {m}_days_behind"
         for m, t in MILESTONE_TARGET_DAYS.items()
     )
+    uses = {(f, w): _win("v", f"uses_{f}", w) for f in CORE_FEATURES for w in USAGE_WINDOWS}
+    usage = ", ".join(
+        [f"{uses[f, w]} as {f}_uses_{w}d" for f in CORE_FEATURES for w in USAGE_WINDOWS]
+        + [
+            # the 30-day rate against the 90-day one: 3 when all use is recent, 0 when none is
+            f"case when {uses[f, 90]} > 0 then 3.0 * {uses[f, 30]} / {uses[f, 90]} end"
+            f" as {f}_uses_trend"
+            for f in CORE_FEATURES
+        ]
+    )
+    days_since_pay = "(g.day - p.pay_day__0)"
+    cycle = _snap_cycle("p.mean_pay_interval__0")
+    period_logins = "(coalesce(a.c_logins__0, 0) - q.logins_before_period)"
+    renewal = f"""({cycle}) as billing_cycle_days,
+        {days_since_pay}::double as days_since_last_payment,
+        ({cycle}) - {days_since_pay} as days_to_next_renewal,
+        {period_logins}::double as logins_this_period"""
     logins_prev = _win("a", "logins", 60, upper=30)
     return f"""
     create temp table feat as
@@ -449,10 +544,14 @@ def _features_sql() -> str:
         {used_ever} as features_used_ever,
         {used_prev} as features_used_prev_30d,
         ({_USED_30D}) - ({used_prev}) as feature_breadth_trend,
-        coalesce(k.total_clients__0, 0) as total_clients,
-        coalesce(k.active_clients_30d__0, 0) as active_clients_30d,
-        greatest(coalesce(k.total_clients__0, 0) - coalesce(k.total_clients__30, 0), 0)
-            as new_clients_30d,
+        {usage},
+        case when k.total_clients__0 is not null or {_LIFETIME_KNOWN}
+             then coalesce(k.total_clients__0, 0) end as total_clients,
+        case when k.total_clients__0 is not null or {_LIFETIME_KNOWN}
+             then coalesce(k.active_clients_30d__0, 0) end as active_clients_30d,
+        case when k.total_clients__30 is not null or {_LIFETIME_KNOWN}
+             then greatest(coalesce(k.total_clients__0, 0) - coalesce(k.total_clients__30, 0), 0)
+        end as new_clients_30d,
         {_win("t", "tickets_created", 30)} as tickets_30d,
         {_win("t", "tickets_created", 90)} as tickets_90d,
         case when {_win("t", "ratings", 90)} > 0
@@ -472,9 +571,12 @@ def _features_sql() -> str:
         {_win("b", "downgrades", 90)} as downgrades_90d,
         {_win("b", "upgrades", 90)} as upgrades_90d,
         {_win("b", "refunds", 90)} as refunds_90d,
-        {" + ".join(f"{a}::integer" for a in achieved.values())} as milestones_achieved,
-        ({" + ".join(f"{achieved[m]}::integer" for m in CRITICAL_PATH)})
-            / {len(CRITICAL_PATH)}.0 as critical_path_completion,
+        {renewal},
+        case when {_LIFETIME_KNOWN} then {" + ".join(f"{a}::integer" for a in achieved.values())}
+        end as milestones_achieved,
+        case when {_LIFETIME_KNOWN}
+             then ({" + ".join(f"{achieved[m]}::integer" for m in CRITICAL_PATH)})
+                  / {len(CRITICAL_PATH)}.0 end as critical_path_completion,
         {behind},
         sin(2 * pi() * g.season_day / 365.25) as season_sin,
         cos(2 * pi() * g.season_day / 365.25) as season_cos,
@@ -616,11 +718,13 @@ def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyCon
         con.execute(f"set memory_limit = '{memory_limit}'")
         con.execute(f"""
             create temp table sup as
+            with h as (select {HISTORY_START_SQL} as history_start)
             select s.supplier_id, s.vendor_type, s.signup_at, s.signup_at::date as signup_day,
                    c.cancelled_at, {TIER_RANK.format("s.subscription_tier")} as tier_now,
                    case when s.country in ({southern}) then 'southern' else 'northern' end
-                       as hemisphere
-            from suppliers s left join cancellations c using (supplier_id)
+                       as hemisphere,
+                   h.history_start, s.signup_at::date < h.history_start as pre_history
+            from suppliers s left join cancellations c using (supplier_id) cross join h
         """)
         for sql in _sources_sql():
             con.execute(sql)
@@ -637,7 +741,7 @@ def _read(
 ) -> Iterator[pd.DataFrame]:
     """The features of ``grid``'s rows with their cohort means: from the grid's own rows when
     ``cohort_of_grid`` (a grid of whole days), else from a ``cohort`` table made beforehand."""
-    for sql in (*(_lookup_sql(alias) for alias in _LOOKUPS), _features_sql()):
+    for sql in (*(_lookup_sql(alias) for alias in _LOOKUPS), _PERIOD_SQL, _features_sql()):
         con.execute(sql)
     if cohort_of_grid:
         con.execute(_COHORT_SQL.format(rows="feat"))
@@ -752,7 +856,9 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
         if kind == "category":
             out[name] = pd.Categorical(out[name], categories=CATEGORIES[name])
         elif kind == "int":
-            out[name] = out[name].astype("int64")
+            # missing where the export's history does not cover the row (features.history)
+            column = pd.to_numeric(out[name])
+            out[name] = column.astype("Int64" if column.isna().any() else "int64")
         else:
             out[name] = out[name].astype("float64")
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)

@@ -22,6 +22,8 @@ SEGMENT_WEIGHTS: Final[dict[str, tuple[float, ...]]] = {
     "power_user": (0.20, 0.25, 0.25, 0.15, 0.15, 0.00),
 }
 NEW_USER_DAYS: Final = 30
+# Without these the score would call an account inactive for want of data: no score instead.
+REQUIRED_FACTORS: Final = ("login_frequency", "feature_adoption")
 HEALTHY, AT_RISK = 75.0, 50.0
 
 
@@ -30,11 +32,16 @@ def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def health_factors(frame: pd.DataFrame) -> pd.DataFrame:
-    """The six factors from feature columns (one row per input row)."""
-    active_days = np.nan_to_num(_num(frame, "active_days_30d"))
-    features_used = np.nan_to_num(_num(frame, "features_used_30d"))
-    ratio = np.nan_to_num(_num(frame, "active_client_ratio"))
-    total = np.nan_to_num(_num(frame, "total_clients"))
+    """The six factors from feature columns (one row per input row).
+
+    Activity the export's history does not cover is missing, not zero (see
+    :mod:`features.history`): the factors read from it are missing too, and so is the score,
+    rather than calling an account inactive for want of data.
+    """
+    active_days = _num(frame, "active_days_30d")
+    features_used = _num(frame, "features_used_30d")
+    total = _num(frame, "total_clients")
+    ratio = np.where(np.isnan(total), np.nan, np.nan_to_num(_num(frame, "active_client_ratio")))
     satisfaction = _num(frame, "mean_satisfaction_90d")
     strain = (
         0.25 * np.nan_to_num(_num(frame, "open_tickets"))
@@ -55,10 +62,14 @@ def health_factors(frame: pd.DataFrame) -> pd.DataFrame:
     factors = {
         "login_frequency": np.minimum(active_days / 15, 1),
         "feature_adoption": np.minimum(features_used / 5, 1),
-        "client_engagement": np.where(total > 0, ratio * np.minimum(total / 5, 1) ** 0.5, 0.0),
+        "client_engagement": np.where(
+            np.isnan(total),
+            np.nan,
+            np.where(total > 0, ratio * np.minimum(total / 5, 1) ** 0.5, 0.0),
+        ),
         "support_health": support,
         "billing_health": billing,
-        "onboarding_progress": np.nan_to_num(_num(frame, "milestones_achieved")) / 6,
+        "onboarding_progress": _num(frame, "milestones_achieved") / 6,
     }
     return pd.DataFrame({k: np.clip(v, 0, 1) for k, v in factors.items()}, index=frame.index)
 
@@ -85,16 +96,30 @@ def health_score(
     A power user is scored with the power weights or the established ones, whichever is higher:
     the segment rewards depth of use and never penalises it, so a supplier who drops out of
     the power segment (fewer active days, fewer features) can never gain health by doing so.
+
+    A factor the export's history cannot tell (see :mod:`features.history`) is left out and the
+    other weights rescaled, except the activity factors (:data:`REQUIRED_FACTORS`): without
+    them there is no score at all.
     """
     w = np.array([weights[s] for s in SEGMENTS])  # (segments, factors)
     idx = pd.Categorical(segment, categories=SEGMENTS).codes
     if (idx < 0).any():
         raise ValueError(f"unknown health segment in {sorted(set(segment) - set(SEGMENTS))}")
     values = factors[list(HEALTH_FACTORS)].to_numpy(dtype=float)
-    score = (values * w[idx]).sum(axis=1)
-    established = (values * w[SEGMENTS.index("established")]).sum(axis=1)
+    known = ~np.isnan(values)
+    filled = np.where(known, values, 0.0)
+
+    def weighted(row_weights: np.ndarray) -> np.ndarray:
+        total = (row_weights * known).sum(axis=1)
+        share = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+        return (filled * row_weights).sum(axis=1) * np.where(known.all(axis=1), 1.0, share)
+
+    score = weighted(w[idx])
+    established = weighted(np.broadcast_to(w[SEGMENTS.index("established")], values.shape))
     power = idx == SEGMENTS.index("power_user")
     score = np.where(power, np.maximum(score, established), score)
+    required = [HEALTH_FACTORS.index(f) for f in REQUIRED_FACTORS]
+    score = np.where(known[:, required].all(axis=1), score, np.nan)
     return pd.Series(100 * score, index=factors.index)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +32,19 @@ class Range(_Frozen):
         return self
 
 
+# A sensible configuration every tuned one is compared with on the same folds (the better is
+# kept): a search that ends on a handful of shallow rounds has found noise, not a model.
+FIXED_CONFIGURATION: Final = {
+    "max_depth": 6,
+    "learning_rate": 0.05,
+    "min_child_weight": 5.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "gamma": 0.0,
+}
+
+
 class Tuning(_Frozen):
     trials: int = Field(ge=1)
     time_budget_seconds: float = Field(gt=0)
@@ -39,6 +52,7 @@ class Tuning(_Frozen):
     search_space: dict[str, Range]
     max_rounds: int = Field(default=1000, ge=10)
     early_stopping_rounds: int = Field(default=50, ge=1)
+    fixed: dict[str, int | float] = Field(default_factory=lambda: dict(FIXED_CONFIGURATION))
 
 
 class Thresholds(_Frozen):

@@ -7,6 +7,7 @@ in ``(t, t + H days]``. A row is used only when its label is fully observed by `
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 
 from feature_repo.definitions import service_columns
 from features.feature_table import ACTIVE_AT, connect
+from features.history import EventHistory, covered_rows
 
 SnapshotCadence = Literal["daily", "weekly", "monthly"]
 
@@ -66,6 +68,57 @@ def entity_rows(
     con.close()
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).dt.tz_localize("UTC")
     return frame
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The rows a training set keeps: those its export's event history covers."""
+
+    history: EventHistory
+    rows_kept: int
+    rows_left_out: int
+    first_snapshot: pd.Timestamp | None
+
+    def describe(self) -> str:
+        h = self.history
+        first = "none" if self.first_snapshot is None else f"{self.first_snapshot:%Y-%m-%d}"
+        cancel = h.first_cancellation or "never"
+        return (
+            f"event history from {h.start} (first signup {h.first_signup}, "
+            f"{h.signed_up_before:,} accounts older), cancellations recorded from {cancel}; "
+            f"training rows from {first}: {self.rows_kept:,} kept, "
+            f"{self.rows_left_out:,} left out as not covered"
+        )
+
+
+def within_history(
+    entities: pd.DataFrame,
+    signups: pd.DataFrame,
+    history: EventHistory,
+    horizon_days: int,
+) -> tuple[pd.DataFrame, TrainingWindow]:
+    """The entity rows the export covers (see :func:`features.history.covered_rows`).
+
+    Args:
+        entities: ``supplier_id``, ``event_timestamp`` (the end of the snapshot day) rows.
+        signups: ``supplier_id`` and ``signup_at`` of every supplier.
+    """
+    signup = entities["supplier_id"].map(signups.set_index("supplier_id")["signup_at"])
+    day = pd.to_datetime(entities["event_timestamp"], utc=True) - pd.Timedelta(days=1)
+    keep = covered_rows(
+        day.dt.tz_localize(None),
+        pd.to_datetime(signup, utc=True).dt.tz_localize(None),
+        history,
+        horizon_days,
+    )
+    kept = entities[keep].reset_index(drop=True)
+    window = TrainingWindow(
+        history=history,
+        rows_kept=len(kept),
+        rows_left_out=int((~keep).sum()),
+        first_snapshot=kept["event_timestamp"].min() if len(kept) else None,
+    )
+    return kept, window
 
 
 def feature_refs(store, services: Sequence[str]) -> list[str]:

@@ -51,8 +51,9 @@ def relearn_weights(factors: pd.DataFrame, segment: pd.Series, y: np.ndarray) ->
     """Per-segment weights from data; a segment without signal keeps the brief's weights."""
     weights: Weights = {}
     F = factors[list(HEALTH_FACTORS)].to_numpy(float)
+    complete = ~np.isnan(F).any(axis=1)  # rows whose every factor the export tells
     for name in SEGMENTS:
-        rows = (segment == name).to_numpy()
+        rows = (segment == name).to_numpy() & complete
         coef = _constrained_logistic(F[rows], np.asarray(y)[rows])
         weights[name] = (
             tuple(float(c) for c in coef / coef.sum())

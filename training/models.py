@@ -39,12 +39,14 @@ def make_churn_model(
     early_stopping_rounds: int | None = None,
     threads: int = 2,
     seed: int = 0,
+    constrained: bool = True,
 ) -> xgb.XGBClassifier:
     """An unfitted XGBoost churn classifier with the given hyperparameters, for a feature matrix
     of ``columns`` (see :func:`feature_matrix`).
 
     The monotone constraints of :mod:`training.monotone` apply to those of ``columns`` they
-    name, so every model built here (tuning trials, the final fit, tests) keeps the directions.
+    name, so every model built here (tuning trials, the final fit, tests) keeps the directions;
+    ``constrained=False`` drops them, only to measure what they cost or gain.
     """
     return xgb.XGBClassifier(
         n_estimators=n_estimators,
@@ -56,6 +58,6 @@ def make_churn_model(
         eval_metric="logloss",
         n_jobs=threads,
         random_state=seed,
-        monotone_constraints=monotone_constraints(columns),
+        monotone_constraints=monotone_constraints(columns) if constrained else None,
         **dict(params),
     )

@@ -7,6 +7,12 @@ constraint makes it hold by construction for every prediction, and the isotonic 
 
 Every feature of the login family is listed, so adding one to the catalogue without deciding
 its direction fails ``tests/model/test_directional.py``.
+
+Per-feature usage (``<feature>_uses_*``) is deliberately free: which features signal loyalty and
+which the opposite (exporting documents before leaving, checking analytics to judge the
+subscription) differs by source, and a wrong direction costs accuracy silently. ``train``
+reports a fit without any constraint beside the constrained one, so the price of the
+constraints is measured on every holdout.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ CHURN_DIRECTIONS: Final[dict[str, Direction]] = {
     "logins_30d_share_of_60d": FALLS,
     "logins_30d_share_of_90d": FALLS,
     "logins_30d_vs_cohort": FALLS,
-    # billing
+    # billing; logins since the last payment, for a given position in the cycle
+    "logins_this_period": FALLS,
     "failed_payments_30d": RISES,
     "failed_payments_90d": RISES,
     "unresolved_payment_failure": RISES,

@@ -62,6 +62,29 @@ class ChurnFit:
         return calibrated_churn(self.model, self.calibrator, X)
 
 
+def _fit_calibrated(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    trees: np.ndarray,
+    calibration: np.ndarray,
+    tuning: TuningResult,
+    cfg: ExperimentConfig,
+    threads: int,
+    constrained: bool = True,
+) -> tuple[xgb.XGBClassifier, IsotonicCalibrator]:
+    """The tuned configuration's trees on the ``trees`` rows, calibrated on ``calibration``."""
+    model = make_churn_model(
+        tuning.params,
+        list(X.columns),
+        n_estimators=tuning.rounds,
+        threads=threads,
+        seed=cfg.tuning.seed,
+        constrained=constrained,
+    ).fit(X[trees], y[trees])
+    raw = model.predict_proba(X[calibration])[:, 1]
+    return model, IsotonicCalibrator().fit(raw, y[calibration])
+
+
 def fit_churn(
     X: pd.DataFrame, y: np.ndarray, stamps: pd.Series, cfg: ExperimentConfig, threads: int = 2
 ) -> ChurnFit:
@@ -76,15 +99,47 @@ def fit_churn(
     Xt, yt = X[split.trees], y[split.trees]
     folds = time_folds(stamps[split.trees].reset_index(drop=True), cfg.folds, cfg.horizon_days)
     tuning = tune(Xt.reset_index(drop=True), yt, folds, cfg.tuning, threads)
-    model = make_churn_model(
-        tuning.params,
-        list(X.columns),
-        n_estimators=tuning.rounds,
-        threads=threads,
-        seed=cfg.tuning.seed,
-    ).fit(Xt, yt)
-    raw = model.predict_proba(X[split.calibration])[:, 1]
-    calibrator = IsotonicCalibrator().fit(raw, y[split.calibration])
+    model, calibrator = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
+    return ChurnFit(model=model, calibrator=calibrator, tuning=tuning, split=split)
+
+
+def fit_unconstrained(
+    X: pd.DataFrame, y: np.ndarray, fit: ChurnFit, cfg: ExperimentConfig, threads: int = 2
+) -> ChurnFit:
+    """The same configuration on the same rows without any monotone constraint: set beside the
+    constrained fit on the holdout, it says what the constraints cost or gain."""
+    model, calibrator = _fit_calibrated(
+        X, y, fit.split.trees, fit.split.calibration, fit.tuning, cfg, threads, constrained=False
+    )
+    return ChurnFit(model=model, calibrator=calibrator, tuning=fit.tuning, split=fit.split)
+
+
+def refit_split(stamps: pd.Series, cfg: ExperimentConfig) -> WindowSplit:
+    """A split of every labelled row for the deployed fit: the newest ``calibration_share`` of
+    the snapshot dates calibrates, the trees take every row before it and its horizon gap, and
+    nothing is held out."""
+    outer = holdout_split(stamps, cfg.calibration_share, cfg.horizon_days)
+    return WindowSplit(
+        trees=outer.train,
+        calibration=outer.holdout,
+        holdout=np.zeros(len(stamps), bool),
+        outer=outer,
+    )
+
+
+def refit_churn(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    stamps: pd.Series,
+    tuning: TuningResult,
+    cfg: ExperimentConfig,
+    threads: int = 2,
+) -> ChurnFit:
+    """The chosen configuration refitted on all of ``X``'s rows, calibrated on the newest slice:
+    the model that is deployed, whose trees end close to the data it will score (the evaluation
+    fit's end more than a holdout and a calibration slice earlier)."""
+    split = refit_split(stamps, cfg)
+    model, calibrator = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
     return ChurnFit(model=model, calibrator=calibrator, tuning=tuning, split=split)
 
 

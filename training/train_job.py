@@ -35,11 +35,13 @@ from features.catalog import CATEGORIES, FEATURES, HEALTH_FACTORS
 from training import plots
 from training.baseline import make_logistic_baseline
 from training.config import ExperimentConfig, Tuning
+from training.dataset import TrainingWindow
 from training.explain import Explanation, explain
 from training.health_model import HealthFit, fit_health_model
 from training.metrics import EPS
 from training.models import feature_matrix
-from training.pipeline import ChurnFit, evaluation_table, fit_churn
+from training.pipeline import ChurnFit, evaluation_table, fit_churn, fit_unconstrained
+from training.refit import DeployedFit, RefitCheck, deployed_fit, refit_check
 from training.registry import ChampionScore, ChampionScorer, Promotion, version_run_id
 from training.risk import band_table, bands_ordered
 from training.tuning import TuningResult
@@ -54,6 +56,13 @@ HEALTH_MODEL: Final = "health_calibration"
 PROMOTION_METRIC: Final = "log_loss"
 SHAP_SAMPLE: Final = 5000
 CEILING: Final = "ceiling"
+# The registered files are the refit on every labelled row; the evaluation fit is logged beside
+# them (``<model>_evaluation_fit``) and named in this version tag, so that a later gate compares
+# evaluation fits on its holdout.
+EVALUATION_SUFFIX: Final = "_evaluation_fit"
+EVALUATION_FIT_TAG: Final = "evaluation_fit_uri"
+# The churn model's configuration fitted without monotone constraints (what they cost or gain).
+UNCONSTRAINED: Final = "churn_model_unconstrained"
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -144,6 +153,7 @@ class TrainedModels:
     churn: ChurnFit
     health: HealthFit
     logistic: Pipeline
+    unconstrained: ChurnFit | None = None
 
 
 def fit_models(
@@ -161,7 +171,13 @@ def fit_models(
     factors, segment = health_inputs(frame)
     health = fit_health_model(factors, segment, y, split.trees, split.calibration)
     logistic = make_logistic_baseline(columns).fit(X[split.trees], y[split.trees])
-    return TrainedModels(columns=list(columns), churn=churn, health=health, logistic=logistic)
+    return TrainedModels(
+        columns=list(columns),
+        churn=churn,
+        health=health,
+        logistic=logistic,
+        unconstrained=fit_unconstrained(X, y, churn, cfg, threads),
+    )
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -169,12 +185,15 @@ def holdout_scores(frame: pd.DataFrame, models: TrainedModels) -> dict[str, np.n
     """Every score on ``frame``'s rows: churn probabilities, and the rule's ``1 - score/100``."""
     X = feature_matrix(frame, models.columns)
     factors, segment = health_inputs(frame)
-    return {
+    scores = {
         "churn_model": models.churn.predict(X),
         "health_calibrated": models.health.model.churn_probability(factors, segment),
         "fixed_weight_rule": 1 - frame["health_score"].to_numpy(float) / 100,
         "logistic_baseline": models.logistic.predict_proba(X)[:, 1],
     }
+    if models.unconstrained is not None:
+        scores[UNCONSTRAINED] = models.unconstrained.predict(X)
+    return scores
 
 
 def health_log_losses(frame: pd.DataFrame, y: np.ndarray, health: HealthFit) -> dict[str, float]:
@@ -309,20 +328,20 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
 
 
 def write_churn_model_files(
-    models: TrainedModels, cfg: ExperimentConfig, folder: Path
+    columns: list[str], churn: ChurnFit, cfg: ExperimentConfig, folder: Path
 ) -> list[Path]:
     """The churn model's companions of ``model.ubj``: calibrator, features, experiment."""
     folder.mkdir(parents=True, exist_ok=True)
     calibrator = folder / "calibrator.json"
-    models.churn.calibrator.save(calibrator)
+    churn.calibrator.save(calibrator)
     features = folder / "features.json"
     features.write_text(
         json.dumps(
             {
                 "feature_service": cfg.feature_service,
-                "columns": models.columns,
+                "columns": columns,
                 "categories": {
-                    c: list(CATEGORIES[c]) for c in models.columns if FEATURES[c][1] == "category"
+                    c: list(CATEGORIES[c]) for c in columns if FEATURES[c][1] == "category"
                 },
             },
             indent=2,
@@ -416,6 +435,7 @@ class RunContext:
     train_until: pd.Timestamp | None
     params: dict[str, str]
     dataset_digest: str
+    metrics: dict[str, float]
 
 
 SCHEMA_SAMPLE: Final = 2000
@@ -464,6 +484,8 @@ def _log_dataset(frame: pd.DataFrame, cfg: ExperimentConfig, ctx: RunContext) ->
 
 def _common_tags(cfg: ExperimentConfig, ctx: RunContext) -> dict[str, str]:
     return {
+        "metrics_of": "evaluation_fit",
+        "model_files_of": "refit_on_all_labelled_rows",
         "experiment_config": cfg.name,
         "feature_service": cfg.feature_service,
         "health_service": cfg.health_service,
@@ -476,6 +498,7 @@ def _common_tags(cfg: ExperimentConfig, ctx: RunContext) -> dict[str, str]:
 def record_runs(
     frame: pd.DataFrame,
     models: TrainedModels,
+    deployed: DeployedFit,
     evaluation: Evaluation,
     cfg: ExperimentConfig,
     ctx: RunContext,
@@ -484,7 +507,12 @@ def record_runs(
     threads: int = 2,
 ) -> tuple[RegisteredVersion, RegisteredVersion]:
     """One run per model in the experiments ``churn`` and ``health_calibration``; register the
-    models, and move each ``champion`` alias only when the new version wins on this holdout."""
+    models, and move each ``champion`` alias only when the new version wins on this holdout.
+
+    The metrics are the evaluation fit's (``models``, tagged ``metrics_of``); the model files
+    registered are the deployed refit's (``deployed``), the same configuration on every
+    labelled row. The gate compares evaluation fits on one holdout, like for like.
+    """
     import mlflow
     import xgboost as xgb
 
@@ -511,13 +539,23 @@ def record_runs(
                     "tuning.rounds": str(tuning.rounds),
                     "tuning.trials_run": str(tuning.trials_run),
                     "tuning.trials_pruned": str(tuning.trials_pruned),
+                    "tuning.chosen": tuning.chosen,
                     "promotion_metric": PROMOTION_METRIC,
                 }
             )
             mlflow.log_metrics(
                 {
                     **metrics,
+                    **ctx.metrics,
                     "tuning/fold_log_loss": tuning.fold_log_loss,
+                    "tuning/fixed_fold_log_loss": tuning.fixed.log_loss,
+                    **{
+                        f"tuning/fold_{i}/log_loss": v
+                        for i, v in enumerate(tuning.kept.fold_losses)
+                    },
+                    **{
+                        f"tuning/fold_{i}/rounds": v for i, v in enumerate(tuning.kept.fold_rounds)
+                    },
                     **{
                         f"shap/{fam}/mean_abs": float(v)
                         for fam, v in evaluation.family_importance.items()
@@ -525,15 +563,23 @@ def record_runs(
                 }
             )
             mlflow.log_artifacts(str(reports))
-            extra = write_churn_model_files(models, cfg, work / "churn_files")
-            info = mlflow.xgboost.log_model(
-                models.churn.model,
-                name=CHURN_MODEL,
-                model_format="ubj",
-                extra_files=[str(p) for p in extra],
-                pip_requirements=[f"xgboost=={xgb.__version__}"],
-                metadata={"feature_service": cfg.feature_service, "holdout_id": ctx.holdout_id},
-            )
+            logged = {}
+            for label, fit in (("", deployed.churn), (EVALUATION_SUFFIX, models.churn)):
+                extra = write_churn_model_files(
+                    models.columns, fit, cfg, work / f"churn_files{label}"
+                )
+                logged[label] = mlflow.xgboost.log_model(
+                    fit.model,
+                    name=f"{CHURN_MODEL}{label}",
+                    model_format="ubj",
+                    extra_files=[str(p) for p in extra],
+                    pip_requirements=[f"xgboost=={xgb.__version__}"],
+                    metadata={
+                        "feature_service": cfg.feature_service,
+                        "holdout_id": ctx.holdout_id,
+                    },
+                )
+            info = logged[""]
             churn = _register_and_gate(
                 client,
                 CHURN_MODEL,
@@ -543,6 +589,7 @@ def record_runs(
                 float(evaluation.table.loc["churn_model", PROMOTION_METRIC]),
                 ctx,
                 champion_scorer(client, CHURN_MODEL, hold, evaluation.y, holdout_start, threads),
+                logged[EVALUATION_SUFFIX].model_uri,
             )
 
         # health calibration
@@ -551,17 +598,17 @@ def record_runs(
             mlflow.set_tags(
                 {
                     **_common_tags(cfg, ctx),
-                    "health_relearned": str(models.health.model.relearned).lower(),
+                    "health_relearned": str(deployed.health.model.relearned).lower(),
                 }
             )
             _log_dataset(training_columns(frame, cfg), cfg, ctx)
             mlflow.log_params(
                 {
                     **ctx.params,
-                    "health.relearned": str(models.health.model.relearned),
+                    "health.relearned": str(deployed.health.model.relearned),
                     **{
                         f"health.weights.{segment}": ",".join(f"{w:.4f}" for w in weights)
-                        for segment, weights in models.health.model.weights.items()
+                        for segment, weights in deployed.health.model.weights.items()
                     },
                     "promotion_metric": PROMOTION_METRIC,
                 }
@@ -586,25 +633,29 @@ def record_runs(
                 }
             )
             mlflow.log_artifacts(str(reports))
-            folder = write_health_model_files(models.health, cfg, work / "health_model")
-            logged = mlflow.initialize_logged_model(
-                name=HEALTH_MODEL,
-                source_run_id=run.info.run_id,
-                experiment_id=experiment,
-                model_type="health_calibration",
-                tags={"format": "json"},
-            )
-            client.log_model_artifacts(logged.model_id, str(folder))
-            mlflow.finalize_logged_model(logged.model_id, "READY")
+            health_uris = {}
+            for label, fit in (("", deployed.health), (EVALUATION_SUFFIX, models.health)):
+                folder = write_health_model_files(fit, cfg, work / f"health_model{label}")
+                logged_health = mlflow.initialize_logged_model(
+                    name=f"{HEALTH_MODEL}{label}",
+                    source_run_id=run.info.run_id,
+                    experiment_id=experiment,
+                    model_type="health_calibration",
+                    tags={"format": "json"},
+                )
+                client.log_model_artifacts(logged_health.model_id, str(folder))
+                mlflow.finalize_logged_model(logged_health.model_id, "READY")
+                health_uris[label] = f"models:/{logged_health.model_id}"
             health = _register_and_gate(
                 client,
                 HEALTH_MODEL,
-                f"models:/{logged.model_id}",
+                health_uris[""],
                 run.info.run_id,
                 run.info.artifact_uri,
                 float(evaluation.table.loc["health_calibrated", PROMOTION_METRIC]),
                 ctx,
                 champion_scorer(client, HEALTH_MODEL, hold, evaluation.y, holdout_start, threads),
+                health_uris[EVALUATION_SUFFIX],
             )
     return churn, health
 
@@ -634,7 +685,10 @@ def champion_scorer(
     def _score(version) -> ChampionScore:
         from training.predict import load_churn_model, load_health_model
 
-        uri = f"models:/{name}/{version.version}"
+        # like for like: the champion's evaluation fit, when it was logged (older versions were
+        # their own evaluation fit)
+        evaluation_uri = (version.tags or {}).get(EVALUATION_FIT_TAG)
+        uri = evaluation_uri or f"models:/{name}/{version.version}"
         if name == CHURN_MODEL:
             churn = load_churn_model(uri, threads=threads)
             missing = sorted(set(churn.columns) - set(hold.columns))
@@ -650,7 +704,8 @@ def champion_scorer(
         value = float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
         run_id = version_run_id(version)
         params = client.get_run(run_id).data.params if run_id else {}
-        fitted_to = params.get("split.calibration.to")
+        window = "split.calibration.to" if evaluation_uri else "refit.calibration.to"
+        fitted_to = params.get(window, params.get("split.calibration.to"))
         if fitted_to is None:
             return ChampionScore(value, "its training window is not recorded")
         labels_end = pd.Timestamp(fitted_to, tz="UTC") + pd.Timedelta(days=config.horizon_days)
@@ -674,13 +729,22 @@ def _register_and_gate(
     value: float,
     ctx: RunContext,
     rescore: ChampionScorer,
+    evaluation_uri: str,
 ) -> RegisteredVersion:
+    """Register the deployed refit at ``model_uri``, tagged with its evaluation fit's URI (what
+    a later gate re-scores), and gate it."""
     import mlflow
 
     from training.registry import promote_if_better
 
     version = mlflow.register_model(
-        model_uri, name, tags={"run_id": run_id, "raw_fingerprint": ctx.fingerprint}
+        model_uri,
+        name,
+        tags={
+            "run_id": run_id,
+            "raw_fingerprint": ctx.fingerprint,
+            EVALUATION_FIT_TAG: evaluation_uri,
+        },
     )
     promotion = promote_if_better(
         client, name, version.version, PROMOTION_METRIC, value, False, ctx.holdout_id, rescore
@@ -743,6 +807,30 @@ class TrainResult:
     health: RegisteredVersion
     tracking_uri: str
     artifact_root: Path
+    window: TrainingWindow | None
+    refit_check: RefitCheck | None
+    refit_splits: dict[str, SplitSpan]
+
+
+def _check_metrics(check: RefitCheck | None) -> dict[str, float]:
+    if check is None:
+        return {}
+    return {
+        f"refit_check/{fit}/{metric}": float(value)
+        for fit, row in check.table.iterrows()
+        for metric, value in row.items()
+    }
+
+
+def _window_params(window: TrainingWindow) -> dict[str, str]:
+    h = window.history
+    return {
+        "window.history_start": str(h.start),
+        "window.first_signup": str(h.first_signup),
+        "window.accounts_older_than_history": str(h.signed_up_before),
+        "window.first_cancellation": str(h.first_cancellation),
+        "window.rows_left_out": str(window.rows_left_out),
+    }
 
 
 def _span(stamps: pd.Series, mask: np.ndarray) -> SplitSpan:
@@ -759,14 +847,16 @@ def run_training(
     artifact_root: Path,
     train_until: pd.Timestamp | None = None,
     threads: int = 2,
+    window: TrainingWindow | None = None,
 ) -> TrainResult:
-    """Fit, evaluate, explain, record and gate, on one training frame.
+    """Fit, evaluate, explain, refit on every row, record and gate, on one training frame.
 
     Args:
         frame: ``supplier_id``, ``event_timestamp`` (UTC), ``label`` and the columns of the
             experiment's churn and health services, every label observed; it may also hold the
             current champions' columns, with which the promotion gate scores them.
         raw: the raw folder the frame comes from (fingerprinted; its truth is used when found).
+        window: the observation window that chose the frame's rows (recorded and printed).
     """
     frame = frame.sort_values(["event_timestamp", "supplier_id"], kind="stable")
     has_features = frame["health_score"].notna().to_numpy()
@@ -798,6 +888,14 @@ def run_training(
     models = fit_models(frame, service_columns(cfg.feature_service), cfg, threads)
     split = models.churn.split
     evaluation = evaluate_holdout(frame, models, cfg, truth)
+    X = feature_matrix(frame, models.columns)
+    y = frame["label"].to_numpy(int)
+    log.info("refit check on the later half of the holdout")
+    check = refit_check(X, y, stamps, evaluation.rows, models.churn, cfg, threads)
+    log.info("refitting on all %d labelled rows", len(frame))
+    factors, segment = health_inputs(frame)
+    deployed = deployed_fit(X, y, stamps, factors, segment, models.churn, cfg, threads)
+    del X, factors, segment
     usable = truth is not None and truth.usable
     fingerprint = raw_fingerprint(raw)
     holdout_id = holdout_identity(fingerprint, cfg, stamps[evaluation.rows], usable)
@@ -805,6 +903,10 @@ def run_training(
         "trees": _span(stamps, split.trees),
         "calibration": _span(stamps, split.calibration),
         "holdout": _span(stamps, split.holdout),
+    }
+    refit_splits = {
+        "trees": _span(stamps, deployed.churn.split.trees),
+        "calibration": _span(stamps, deployed.churn.split.calibration),
     }
     params = {
         **_flatten(cfg.model_dump(), "experiment."),
@@ -825,6 +927,16 @@ def run_training(
                 ("to", f"{span.last:%Y-%m-%d}"),
             )
         },
+        **{
+            f"refit.{name}.{key}": str(value)
+            for name, span in refit_splits.items()
+            for key, value in (
+                ("rows", span.rows),
+                ("from", f"{span.first:%Y-%m-%d}"),
+                ("to", f"{span.last:%Y-%m-%d}"),
+            )
+        },
+        **(_window_params(window) if window is not None else {}),
     }
     ctx = RunContext(
         raw=Path(raw),
@@ -833,9 +945,10 @@ def run_training(
         train_until=train_until,
         params=params,
         dataset_digest=training_digest(frame, fingerprint),
+        metrics=_check_metrics(check),
     )
     churn, health = record_runs(
-        frame, models, evaluation, cfg, ctx, tracking_uri, artifact_root, threads
+        frame, models, deployed, evaluation, cfg, ctx, tracking_uri, artifact_root, threads
     )
     missing = (~truth.matched) if truth is not None else np.zeros(len(frame), bool)
     return TrainResult(
@@ -864,4 +977,7 @@ def run_training(
         health=health,
         tracking_uri=tracking_uri,
         artifact_root=Path(artifact_root),
+        window=window,
+        refit_check=check,
+        refit_splits=refit_splits,
     )

@@ -18,12 +18,40 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class TrialFit:
+    """One configuration's result on the folds: each fold's validation log loss and its best
+    number of rounds (early stopping)."""
+
+    params: dict
+    fold_losses: tuple[float, ...]
+    fold_rounds: tuple[int, ...]
+
+    @property
+    def log_loss(self) -> float:
+        return float(np.mean(self.fold_losses))
+
+    @property
+    def rounds(self) -> int:
+        return int(np.mean(self.fold_rounds))
+
+
+@dataclass(frozen=True)
 class TuningResult:
+    """The kept configuration (the better of the best tuned trial and the fixed one, on the
+    same folds), with both for the record."""
+
     params: dict
     rounds: int
     fold_log_loss: float
     trials_run: int
     trials_pruned: int
+    chosen: str  # "tuned" or "fixed"
+    tuned: TrialFit | None
+    fixed: TrialFit
+
+    @property
+    def kept(self) -> TrialFit:
+        return self.fixed if self.chosen == "fixed" or self.tuned is None else self.tuned
 
 
 def _suggest(trial: optuna.Trial, name: str, r: Range) -> float | int:
@@ -39,7 +67,8 @@ def tune(
     tuning: Tuning,
     threads: int = 2,
 ) -> TuningResult:
-    """Search hyperparameters by mean validation log loss over the folds.
+    """Search hyperparameters by mean validation log loss over the folds, and keep the best
+    trial only if it beats the experiment's fixed configuration on the same folds.
 
     Each trial fits one model per fold with early stopping on that fold's validation block;
     after each fold the running mean is reported, so the median pruner stops poor trials early.
@@ -57,8 +86,7 @@ def tune(
         dvalid = xgb.DMatrix(X[valid], y[valid], enable_categorical=True, nthread=threads)
         matrices.append((dtrain, dvalid, y[valid]))
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {n: _suggest(trial, n, r) for n, r in tuning.search_space.items()}
+    def fit_folds(params: dict, trial: optuna.Trial | None = None) -> TrialFit:
         booster_params = make_churn_model(
             params, columns, threads=threads, seed=tuning.seed
         ).get_xgb_params()
@@ -74,14 +102,22 @@ def tune(
             )
             best = booster.best_iteration
             p = booster.predict(dvalid, iteration_range=(0, best + 1))
-            losses.append(log_loss(y_valid, p, labels=[0, 1]))
+            losses.append(float(log_loss(y_valid, p, labels=[0, 1])))
             rounds.append(best + 1)
-            trial.report(float(np.mean(losses)), i)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        trial.set_user_attr("rounds", int(np.mean(rounds)))
-        return float(np.mean(losses))
+            if trial is not None:
+                trial.report(float(np.mean(losses)), i)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+        return TrialFit(dict(params), tuple(losses), tuple(rounds))
 
+    def objective(trial: optuna.Trial) -> float:
+        params = {n: _suggest(trial, n, r) for n, r in tuning.search_space.items()}
+        fit = fit_folds(params, trial)
+        trial.set_user_attr("fold_losses", list(fit.fold_losses))
+        trial.set_user_attr("fold_rounds", list(fit.fold_rounds))
+        return fit.log_loss
+
+    fixed = fit_folds(dict(tuning.fixed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="minimize",
@@ -90,14 +126,30 @@ def tune(
     )
     study.optimize(objective, n_trials=tuning.trials, timeout=tuning.time_budget_seconds)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not done:
-        raise RuntimeError("no tuning trial completed within the budget")
-    best = study.best_trial
-    log.info("tuning: %d trials, best fold log loss %.5f", len(study.trials), best.value)
+    tuned = None
+    if done:
+        best = study.best_trial
+        tuned = TrialFit(
+            dict(best.params),
+            tuple(best.user_attrs["fold_losses"]),
+            tuple(best.user_attrs["fold_rounds"]),
+        )
+    chosen = "tuned" if tuned is not None and tuned.log_loss < fixed.log_loss else "fixed"
+    kept = tuned if chosen == "tuned" else fixed
+    log.info(
+        "tuning: %d trials, best tuned fold log loss %s, fixed %.5f: kept the %s one",
+        len(study.trials),
+        f"{tuned.log_loss:.5f}" if tuned else "-",
+        fixed.log_loss,
+        chosen,
+    )
     return TuningResult(
-        params=dict(best.params),
-        rounds=int(best.user_attrs["rounds"]),
-        fold_log_loss=float(best.value),
+        params=dict(kept.params),
+        rounds=kept.rounds,
+        fold_log_loss=kept.log_loss,
         trials_run=len(study.trials),
         trials_pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        chosen=chosen,
+        tuned=tuned,
+        fixed=fixed,
     )

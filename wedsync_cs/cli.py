@@ -55,6 +55,39 @@ def simulate(
     truth_paths: Annotated[
         int, typer.Option(min=2, help="Monte Carlo paths per truth estimate.")
     ] = 128,
+    history_start_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Start the exported history on this day of the simulation (older events, "
+            "suppliers cancelled before it and earlier truth rows are left out; suppliers keep "
+            "their true signup). Must leave at least 60 days.",
+        ),
+    ] = 0,
+    yearly_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of suppliers on a yearly plan (10 monthly prices every 365 days).",
+        ),
+    ] = 0.0,
+    cancel_at_renewal: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-at-renewal",
+            help="Suppliers can cancel only on a renewal day of their plan (monthly or yearly).",
+        ),
+    ] = False,
+    feature_effects: Annotated[
+        bool,
+        typer.Option(
+            "--feature-effects",
+            help="Adopted core features shift the churn hazard (payments and journeys retain; "
+            "document library and analytics signal leaving), and disengaging suppliers use "
+            "the document library and analytics more.",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Simulate supplier behaviour; write a contract folder and the true churn probabilities."""
@@ -71,6 +104,10 @@ def simulate(
             truth_every_days=truth_every,
             truth_paths=truth_paths,
             threads=get_settings().threads,
+            history_start_days=history_start_days,
+            yearly_share=yearly_share,
+            cancel_at_renewal=cancel_at_renewal,
+            feature_effects=feature_effects,
         )
         run_simulation(config, out, overwrite=overwrite)
     except (FileExistsError, ValueError) as err:
@@ -92,7 +129,7 @@ def validate(
         raise typer.Exit(1)
 
 
-DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v2.yaml"
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "churn_v3.yaml"
 
 
 @app.command()

@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.feature_table import Cadence, connect, data_span, iter_feature_batches
+from features.history import event_history
 from features.raw_reader import RawTables, load_raw
-from training.dataset import SnapshotCadence
+from training.dataset import SnapshotCadence, TrainingWindow
 from wedsync_cs.settings import Settings
 
 if TYPE_CHECKING:  # Feast is slow to import: only the commands that need it import it
@@ -201,6 +202,14 @@ def materialize_features(settings: Settings, as_of: datetime | None = None) -> d
     return end
 
 
+@dataclass(frozen=True)
+class TrainingSet:
+    """Labelled rows with their features, and the observation window that chose them."""
+
+    frame: pd.DataFrame
+    window: TrainingWindow
+
+
 def training_set(
     settings: Settings,
     raw: Path,
@@ -208,29 +217,36 @@ def training_set(
     cadence: SnapshotCadence,
     horizon_days: int,
     until: pd.Timestamp | None = None,
-) -> pd.DataFrame:
+) -> TrainingSet:
     """Labelled entity rows at a cadence with the point-in-time features of ``services``.
 
     The raw folder is validated once and the feature table gets rows at exactly the cadence's
     days first (an incremental build adds the missing ones), so no entity row is served a
-    stale feature row.
+    stale feature row. Only rows that the export's event history covers are kept (see
+    :mod:`features.history`): before it, every supplier looks silent and none churns.
 
     Args:
         until: labels must be observed by then (default, and at the latest: the end of the
             data, so that no label is read as 0 merely because its window is not over).
     """
     from feature_repo.store import open_store
-    from training.dataset import entity_rows, historical_features, snapshot_days
+    from training.dataset import entity_rows, historical_features, snapshot_days, within_history
 
     tables = load_raw(raw)
     con = connect(tables.frames, settings.threads)
     first, last = data_span(con)
+    history = event_history(con)
     con.close()
     days = snapshot_days(cadence, first, last)
     end = pd.Timestamp(last + timedelta(days=1), tz="UTC")
     # a label can only be observed with data: never past the end of the folder
     until = end if until is None else min(pd.Timestamp(until).tz_convert("UTC"), end)
-    entities = entity_rows(tables.frames, days, horizon_days, until)
+    entities, window = within_history(
+        entity_rows(tables.frames, days, horizon_days, until),
+        tables["suppliers"][["supplier_id", "signup_at"]],
+        history,
+        horizon_days,
+    )
     build_features(
         settings,
         raw,
@@ -239,4 +255,4 @@ def training_set(
         tables=tables,
     )
     store = open_store(store_config(settings))
-    return historical_features(store, services, entities)
+    return TrainingSet(historical_features(store, services, entities), window)

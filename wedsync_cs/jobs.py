@@ -32,7 +32,17 @@ def print_simulation(summary: SimulationSummary, out: Path) -> None:
             f"(Monte Carlo s.e. {summary.truth_mean_se:.4f})",
         ),
         ("seconds", f"{summary.seconds:.1f}"),
-    ] + [(f"rows: {name}", f"{n:,}") for name, n in sorted(summary.rows.items())]
+    ]
+    if summary.history_start_day:
+        rows.append(
+            (
+                "event history",
+                f"from day {summary.history_start_day}: "
+                f"{summary.signed_up_before_history:,} exported accounts signed up before it, "
+                f"{summary.cancelled_before_history:,} that cancelled before it left out",
+            )
+        )
+    rows += [(f"rows: {name}", f"{n:,}") for name, n in sorted(summary.rows.items())]
     _echo_table(rows, "Simulation")
 
 
@@ -57,6 +67,7 @@ def run_validation(raw: Path, quarantine: Path | None) -> RawTables | None:
         return None
     rows = [(name, f"{len(frame):,} valid rows") for name, frame in tables.frames.items()]
     _echo_table(rows, f"Contract check of {raw}: {'OK' if tables.report.ok else 'quarantined'}")
+    print_history(tables)
     if not tables.report.ok:
         counts = tables.report.counts()
         typer.secho(f"Quarantined rows written to {quarantine}:", bold=True)
@@ -65,6 +76,26 @@ def run_validation(raw: Path, quarantine: Path | None) -> RawTables | None:
                 typer.echo(f"  {name}: {n:,} rows")
         typer.echo(counts.to_string(index=False))
     return tables
+
+
+def print_history(tables: RawTables) -> None:
+    """Where the export's event history starts, and a warning (not an error) when accounts
+    are older than it: what that means for training (see :mod:`features.history`)."""
+    from features.feature_table import connect
+    from features.history import event_history
+
+    con = connect(tables.frames)
+    try:
+        history = event_history(con)
+    finally:
+        con.close()
+    firsts = ", ".join(
+        f"{name} {day or 'empty'}" for name, day in history.table_first_days.items()
+    )
+    typer.echo(f"Event history starts {history.start} (first rows: {firsts})")
+    warning = history.warning()
+    if warning:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
 
 
 SHOWN_FEATURES = (

@@ -67,7 +67,7 @@ def train(
 
     champions = champion_services(configure(settings.tracking_uri), (CHURN_MODEL, HEALTH_MODEL))
     services = (cfg.feature_service, cfg.health_service, *(s for s in champions if s in SERVICES))
-    frame = training_set(
+    data = training_set(
         settings,
         raw,
         tuple(dict.fromkeys(services)),
@@ -76,8 +76,9 @@ def train(
         until=train_until,
     )
     result = run_training(
-        frame,
+        data.frame,
         cfg,
+        window=data.window,
         raw=raw,
         tracking_uri=settings.tracking_uri,
         artifact_root=settings.mlflow_artifact_root,
@@ -96,17 +97,41 @@ def print_training(result) -> None:
     if r.train_until is not None:
         until = f"{r.train_until:%Y-%m-%d %H:%M} UTC"
     typer.echo(f"  {r.rows:,} rows of {r.suppliers:,} suppliers, labels observed by {until}")
+    if r.window is not None:
+        typer.echo(f"  observation window: {r.window.describe()}")
+        warning = r.window.history.warning()
+        if warning:
+            typer.secho(f"  note: {warning}", fg=typer.colors.YELLOW)
     if r.dropped_without_features:
         typer.echo(f"  {r.dropped_without_features:,} rows without a feature row left out")
+    typer.echo("  evaluation fit (decides the promotion):")
     for name, span in r.splits.items():
         typer.echo(
-            f"  {name:<12} {span.rows:>9,} rows  {span.first:%Y-%m-%d} .. {span.last:%Y-%m-%d}"
+            f"    {name:<12} {span.rows:>9,} rows  {span.first:%Y-%m-%d} .. {span.last:%Y-%m-%d}"
+        )
+    typer.echo("  deployed refit on every labelled row (registered):")
+    for name, span in r.refit_splits.items():
+        typer.echo(
+            f"    {name:<12} {span.rows:>9,} rows  {span.first:%Y-%m-%d} .. {span.last:%Y-%m-%d}"
         )
     t = r.tuning
-    typer.echo(
-        f"  tuning: {t.trials_run} trials ({t.trials_pruned} pruned), {t.rounds} rounds, "
-        f"fold log loss {t.fold_log_loss:.5f}, best {t.params}"
-    )
+    typer.echo(f"  tuning: {t.trials_run} trials ({t.trials_pruned} pruned) on time-ordered folds")
+    for label, fit in (("best tuned", t.tuned), ("fixed", t.fixed)):
+        if fit is None:
+            typer.echo(f"    {label:<10} no trial completed within the budget")
+            continue
+        folds = ", ".join(f"{v:.5f}" for v in fit.fold_losses)
+        rounds = ", ".join(str(v) for v in fit.fold_rounds)
+        typer.echo(
+            f"    {label:<10} fold log loss {fit.log_loss:.5f} (folds {folds}), "
+            f"rounds {rounds}: {fit.params}"
+        )
+    typer.echo(f"    kept the {t.chosen} configuration: {t.rounds} rounds")
+    if t.rounds < 30:
+        typer.secho(
+            f"  warning: the kept model has only {t.rounds} rounds: check the folds' rows",
+            fg=typer.colors.YELLOW,
+        )
     if r.truth_source is None:
         typer.echo("  truth: none found beside the raw folder: no ceiling row")
     else:
@@ -122,6 +147,16 @@ def print_training(result) -> None:
         f"holdout id {r.holdout_id})"
     )
     _print_frame(r.evaluation.T)
+
+    if r.refit_check is not None:
+        c = r.refit_check
+        _section(
+            f"Refit check (later half of the holdout, from {c.first:%Y-%m-%d}: {c.rows:,} rows, "
+            f"{c.positives:,} churned; the refit's labels end {c.refit_labels_to:%Y-%m-%d})"
+        )
+        _print_frame(c.table)
+        verdict = "at least as good" if c.refit_not_worse else "WORSE"
+        typer.echo(f"  the refit procedure is {verdict} than the evaluation fit on log loss")
 
     _section("Health model")
     weights = "re-learned" if r.health_relearned else "the brief's"

@@ -56,6 +56,26 @@ fresh randomness; the mean over paths of the probability of cancelling within th
 the ceiling for any model that sees only data up to ``as_of``: a model cannot know the latent
 state exactly, only infer it from the observable tables.
 
+*Options* (``SimulationConfig``; all off by default, and off the output is byte-for-byte what it
+was without them, because their randomness comes from a stream of its own). They make exports
+shaped unlike the default, so that the churn model can be tested on data it was not tuned on.
+``history_start_days`` cuts the export's history: the simulation runs over all days as usual, then
+event rows dated before the history start, suppliers who cancelled before it (with all their
+rows) and truth rows before it are left out, while the remaining suppliers keep their true
+signup, as in a real export whose retention or a migration dropped the older history of older
+accounts. ``yearly_share`` puts that share of suppliers on a yearly plan, billed every 365 days
+from signup at ten monthly prices (failed payments and retries as for monthly plans), and with
+``cancel_at_renewal`` a supplier can cancel only on its renewal day: in the renewal week it leaves
+with the probability accumulated over the billing period, ``1 - (1 - h) ** (cycle_days / 7)``
+for the usual weekly hazard ``h``, and never in between. ``feature_effects`` makes the core
+features adopted signal loyalty or its opposite: payments, journey automation and client
+management lower the hazard, analytics and the document library raise it (the intercept is
+re-centred so monthly churn stays in the band), and suppliers in the disengaging regime use the
+document library and analytics more (exporting their files, checking what the tool brought them)
+while the rest of their use fades. The hazard rules live in ``weekly_churn_hazard``, so the truth
+rolls them forward and stays exact; cancelling at renewal also places the cancellation on the
+renewal day, which the truth accounts for in a horizon's last partial week.
+
 Everything is vectorised over suppliers (numpy; no Python loop over suppliers) and deterministic
 for a seed.
 """

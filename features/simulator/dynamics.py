@@ -9,9 +9,11 @@ supplier constants have shape ``(n,)`` and broadcast against both.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import TypeVar
 
 import numpy as np
 
+from features.contract import CORE_FEATURES
 from features.simulator.population import TIER_PRICE, Population
 
 DRAWS_NORMAL = ("engagement", "clients")
@@ -19,10 +21,36 @@ DRAWS_UNIFORM = ("leave", "pay", "card", "ticket", "bad", "milestone", "feature"
 N_PLAIN_MILESTONES = 4  # account_setup, first_form, first_journey, first_automation
 N_FEATURES = 8
 _LOG_PRICE = np.log(TIER_PRICE / 49.0).astype(np.float32)
+# Option ``feature_effects``: hazard-logit term of each adopted core feature. Suppliers who run
+# their payments and journeys through the tool are locked in; those whose use is storing
+# documents and looking at reports are the ones about to take their files and go.
+FEATURE_HAZARD_LOGIT = {
+    "payments": -0.6,
+    "journey_automation": -0.5,
+    "client_management": -0.2,
+    "analytics": 0.4,
+    "document_library": 0.7,
+}
+# Re-centres the intercept so that monthly churn stays where it is without the option.
+FEATURE_HAZARD_CENTRE = 0.1
+_FEATURE_HAZARD = [
+    (CORE_FEATURES.index(name), np.float32(effect))
+    for name, effect in FEATURE_HAZARD_LOGIT.items()
+]
+_T = TypeVar("_T")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def _take(obj: _T, idx: np.ndarray) -> _T:
+    """``obj`` with every array field indexed by ``idx`` (flags and absent fields kept as they
+    are)."""
+    arrays = {
+        f.name: v[idx] for f in fields(obj) if isinstance(v := getattr(obj, f.name), np.ndarray)
+    }
+    return replace(obj, **arrays)
 
 
 @dataclass(frozen=True)
@@ -34,26 +62,45 @@ class Static:
     price_sensitivity: np.ndarray
     pay_risk: np.ndarray
     client_rate: np.ndarray
+    feature_rank: np.ndarray  # (n, 8): place of each core feature in the adoption order
+    # Option: which core features are adopted shifts the churn hazard (FEATURE_HAZARD_LOGIT).
+    feature_effects: bool = False
 
     @classmethod
-    def of(cls, pop: Population, idx: np.ndarray | slice = slice(None)) -> Static:
-        return cls(**{f.name: getattr(pop, f.name)[idx] for f in fields(cls)})
+    def of(
+        cls,
+        pop: Population,
+        idx: np.ndarray | slice = slice(None),
+        *,
+        feature_effects: bool = False,
+    ) -> Static:
+        arrays = {
+            f.name: getattr(pop, f.name)[idx] for f in fields(cls) if f.name != "feature_effects"
+        }
+        return cls(**arrays, feature_effects=feature_effects)
 
     def take(self, idx: np.ndarray) -> Static:
-        return Static(*(getattr(self, f.name)[idx] for f in fields(self)))
+        return _take(self, idx)
 
 
 @dataclass(frozen=True)
 class WeekContext:
-    """What the calendar says about one week for each supplier (arrays of shape (n,))."""
+    """What the calendar says about one week for each supplier (arrays of shape (n,)).
+
+    The renewal fields are set only with the ``cancel_at_renewal`` option (None otherwise): a
+    supplier can then cancel only in the week its plan renews, on the renewal day.
+    """
 
     season: np.ndarray  # float32 season intensity in [0, 1]
     tenure_weeks: np.ndarray  # int32 full weeks since the signup week
-    bills: np.ndarray  # bool: a monthly payment falls due this week
+    bills: np.ndarray  # bool: a payment (monthly or yearly, by plan) falls due this week
     card_expires: np.ndarray  # bool: the card on file expires this week
+    renews: np.ndarray | None = None  # bool: the plan renews this week (a bill after signup's)
+    period_weeks: np.ndarray | None = None  # float32 weeks of the billing cycle (30/7 or 365/7)
+    renew_offset: np.ndarray | None = None  # int32 days from the week's start to the bill day
 
     def take(self, idx: np.ndarray) -> WeekContext:
-        return WeekContext(*(getattr(self, f.name)[idx] for f in fields(self)))
+        return _take(self, idx)
 
 
 @dataclass(frozen=True)
@@ -117,6 +164,11 @@ def weekly_churn_hazard(s: State, c: Static, ctx: WeekContext) -> np.ndarray:
     :func:`transition`), and the hazard climbs steeply once engagement has fallen well below
     the supplier's own long-run level (a threshold relative to the supplier, not an absolute
     level: a venue and a stationer have very different normal activity).
+
+    The options enter here, so that the Monte Carlo truth rolls the same rule forward: with
+    ``feature_effects`` the adopted core features shift the logit (:func:`feature_hazard_logit`);
+    with ``cancel_at_renewal`` the intent of a whole billing period is concentrated on the
+    renewal week (:func:`renewal_hazard`).
     """
     logit = (
         -6.2
@@ -130,7 +182,42 @@ def weekly_churn_hazard(s: State, c: Static, ctx: WeekContext) -> np.ndarray:
         + 0.6 * ((ctx.tenure_weeks < 13) & (s.milestones < 2))
         - 0.2 * np.log1p(s.clients)
     )
-    return np.where(ctx.tenure_weeks > 0, sigmoid(logit), 0.0).astype(np.float32)
+    if c.feature_effects:
+        logit = logit + feature_hazard_logit(s, c)
+    hazard = np.where(ctx.tenure_weeks > 0, sigmoid(logit), 0.0).astype(np.float32)
+    if ctx.renews is not None:
+        hazard = renewal_hazard(hazard, ctx)
+    return hazard
+
+
+def feature_hazard_logit(s: State, c: Static) -> np.ndarray:
+    """Hazard-logit term of the core features adopted (the first ``s.features`` of each
+    supplier's adoption order), re-centred by ``FEATURE_HAZARD_CENTRE``."""
+    term = np.float32(FEATURE_HAZARD_CENTRE)
+    for feature, effect in _FEATURE_HAZARD:  # a handful of features, vectorised over suppliers
+        term = term + effect * (c.feature_rank[..., feature] < s.features)
+    return term
+
+
+def renewal_hazard(weekly: np.ndarray, ctx: WeekContext) -> np.ndarray:
+    """Cancel only at renewal: in the renewal week the probability of leaving accumulated over
+    the billing period, ``1 - (1 - h) ** period_weeks``; in every other week nothing."""
+    assert ctx.renews is not None and ctx.period_weeks is not None
+    h = np.minimum(weekly.astype(np.float64), 1.0 - 1e-12)
+    period = -np.expm1(ctx.period_weeks * np.log1p(-h))
+    return np.where(ctx.renews, period, 0.0).astype(np.float32)
+
+
+def hazard_share(ctx: WeekContext, frac: float) -> np.ndarray | float:
+    """Share of a week's cancellation probability that falls in its first ``frac``.
+
+    A cancellation is uniform over its week, so the share is ``frac``; with
+    ``cancel_at_renewal`` it falls on the renewal day, so the share is 1 when that day lies in
+    the first ``frac`` of the week and 0 otherwise (what keeps a partial horizon week exact).
+    """
+    if ctx.renew_offset is None or frac >= 1.0:
+        return frac
+    return (ctx.renew_offset < 7 * frac).astype(np.float32)
 
 
 def transition(
@@ -244,7 +331,10 @@ __all__ = [
     "Static",
     "WeekContext",
     "draw",
+    "feature_hazard_logit",
+    "hazard_share",
     "initial_state",
+    "renewal_hazard",
     "replace",
     "transition",
     "weekly_churn_hazard",

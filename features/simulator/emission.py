@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.contract import CORE_FEATURES
 from features.simulator.dynamics import Events, State, WeekContext, sigmoid
 from features.simulator.population import TIER_PRICE, Population
 
@@ -20,6 +21,13 @@ PLAIN_MILESTONES = np.array(["account_setup", "first_form", "first_journey", "fi
 CANCEL_REASONS = np.array(
     ["not_using", "too_expensive", "switched_competitor", "business_closed", "payment_failed"]
 )
+
+# Option ``feature_effects``: in the disengaging regime suppliers export their files and check
+# what the tool brought them, so these features are used more as everything else fades.
+EXIT_FEATURES = np.array(
+    [CORE_FEATURES.index("document_library"), CORE_FEATURES.index("analytics")]
+)
+EXIT_FEATURE_LOGIT = 1.5
 
 Columns = dict[str, np.ndarray]
 
@@ -43,6 +51,7 @@ def _activity(
     ctx: WeekContext,
     win: Window,
     rng: np.random.Generator,
+    feature_effects: bool = False,
 ) -> tuple[Columns, Columns]:
     """Daily logins and feature use of suppliers present on each day of the week."""
     idx = np.flatnonzero(win.end > win.start)
@@ -65,11 +74,15 @@ def _activity(
     slots = np.arange(8)
     adopted = slots < s.features[sup][:, None]
     feature = pop.feature_order[sup]
-    p = sigmoid(
+    logit = (
         -2.4
         + 0.8 * s.engagement[sup][:, None]
         + np.take_along_axis(pop.feature_affinity[sup], feature.astype(np.int64), 1)
     )
+    if feature_effects:
+        leaving = (s.leaving[sup] > 0)[:, None]
+        logit = logit + EXIT_FEATURE_LOGIT * (leaving & np.isin(feature, EXIT_FEATURES))
+    p = sigmoid(logit)
     used = adopted & (rng.random(adopted.shape) < p)
     rr, kk = np.nonzero(used)
     uses = 1 + rng.poisson(1.2 * np.exp(0.4 * s.engagement[sup[rr]]))
@@ -158,13 +171,18 @@ def _billing(
 ) -> Columns:
     parts: list[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = []
     price = TIER_PRICE[s.tier]
+    payment = price * pop.payment_months  # a yearly plan pays ten months at once
     alive = win.end > win.start
     # Payments due on the billing day; retries of overdue payments any time in the week.
     due = ctx.bills & (s.past_due == 0)
     for mask, kind in ((ev.paid, "payment_succeeded"), (ev.payment_failed, "payment_failed")):
         i = np.flatnonzero(mask & alive)
         t = np.where(due[i], bill_day[i] + 0.3 + 0.3 * rng.random(len(i)), win.uniform(i, rng))
-        parts.append((i, t, kind, price[i]))
+        # a yearly plan's payment at signup is taken once the account exists (a monthly one
+        # stamped before a later signup hour is not written, as before: the default is kept)
+        yearly = pop.cycle_days[i] > 31
+        t = np.where(yearly & due[i], np.maximum(t, win.start[i] + 0.01), t)
+        parts.append((i, t, kind, payment[i]))
     expiring = pop.card_expiry_day - 30
     i = np.flatnonzero(alive & (expiring >= week_start) & (expiring < week_start + 7))
     parts.append(
@@ -202,10 +220,15 @@ def emit_week(
     bill_day: np.ndarray,
     win: Window,
     rng: np.random.Generator,
+    *,
+    feature_effects: bool = False,
 ) -> dict[str, Columns]:
-    """All observable rows of one week (the state ``s`` at its start, ``nxt`` at its end)."""
+    """All observable rows of one week (the state ``s`` at its start, ``nxt`` at its end).
+
+    ``feature_effects``: disengaging suppliers use the exit features more (EXIT_FEATURES).
+    """
     week_start = 7 * week
-    activity, usage = _activity(week_start, weekday0, pop, s, ctx, win, rng)
+    activity, usage = _activity(week_start, weekday0, pop, s, ctx, win, rng, feature_effects)
     clients, client_ms = _clients(week, s, ctx, ev, win, rng)
     tickets = _tickets(s, ev, ctx, win, end_day, rng)
     billing = _billing(week_start, pop, s, nxt, ev, ctx, bill_day, win, tickets, rng)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -61,6 +61,7 @@ BUSINESS_WORDS = np.array(
         "Amber",
     ]
 )
+YEARLY_PRICE_MONTHS = 10.0  # a yearly plan costs ten monthly prices
 assert len(VENDOR_SHARE) == len(VENDOR_TYPES) == len(VENDOR_CLIENT_RATE)
 assert len(FEATURE_POPULARITY) == len(CORE_FEATURES) and len(TIER_PRICE) == len(SUBSCRIPTION_TIERS)
 
@@ -81,6 +82,7 @@ class Population:
     client_rate: np.ndarray  # float32 new clients per busy week
     feature_order: np.ndarray  # (n, 8) int8: the order in which features get adopted
     feature_affinity: np.ndarray  # (n, 8) float32: how much a supplier uses each feature
+    cycle_days: np.ndarray  # int32 days between payments: 30 (monthly) or 365 (yearly plan)
 
     @property
     def n(self) -> int:
@@ -94,9 +96,22 @@ class Population:
     def signup_week(self) -> np.ndarray:
         return (self.signup_day // 7).astype(np.int32)
 
+    @property
+    def feature_rank(self) -> np.ndarray:
+        """(n, 8) int8: the place of each core feature in the supplier's adoption order (0 is
+        adopted first), so that "feature f is adopted" reads ``feature_rank[:, f] < features``."""
+        return np.argsort(self.feature_order, axis=1).astype(np.int8)
+
+    @property
+    def payment_months(self) -> np.ndarray:
+        """Monthly prices charged per payment: 1 on a monthly plan, 10 on a yearly one (two months
+        free, the usual discount for paying up front)."""
+        return np.where(self.cycle_days >= 365, YEARLY_PRICE_MONTHS, 1.0)
+
 
 def draw_population(n: int, days: int, rng: np.random.Generator) -> Population:
-    """Draw ``n`` suppliers who sign up over the first ``days - 14`` days of the data."""
+    """Draw ``n`` suppliers who sign up over the first ``days - 14`` days of the data, all on a
+    monthly plan (:func:`with_yearly_plans` moves some to a yearly one)."""
     tier0 = rng.choice(len(TIER_PRICE), size=n, p=TIER_SHARE).astype(np.int8)
     signup_time = np.sort(rng.uniform(0.0, max(days - 14, 1), size=n))
     signup_day = np.floor(signup_time).astype(np.int32)
@@ -117,4 +132,14 @@ def draw_population(n: int, days: int, rng: np.random.Generator) -> Population:
         client_rate=(VENDOR_CLIENT_RATE[vendor] * rng.lognormal(0.0, 0.5, n)).astype(np.float32),
         feature_order=np.argsort(-(np.log(FEATURE_POPULARITY) + gumbel), axis=1).astype(np.int8),
         feature_affinity=rng.normal(0.0, 0.7, (n, len(FEATURE_POPULARITY))).astype(np.float32),
+        cycle_days=np.full(n, 30, np.int32),
     )
+
+
+def with_yearly_plans(pop: Population, share: float, rng: np.random.Generator) -> Population:
+    """``pop`` with a share of suppliers on a yearly plan (billed every 365 days from signup).
+
+    ``rng`` is a stream of its own, so that drawing the plans leaves every other draw unchanged.
+    """
+    yearly = rng.random(pop.n) < share
+    return replace(pop, cycle_days=np.where(yearly, 365, 30).astype(np.int32))

@@ -32,11 +32,22 @@ from features.simulator.population import (
     FIRST_NAMES,
     TIER_PRICE,
     draw_population,
+    with_yearly_plans,
 )
 from features.simulator.seasonality import season_table
 from features.simulator.truth import true_churn_probability
 
 US_PER_DAY = 86_400_000_000
+MIN_HISTORY_DAYS = 60  # what a history start must leave of the export
+# The date column of each event table, by which a history start cuts it (emission's names).
+_EVENT_TIME = {
+    "activity_daily": "day",
+    "feature_usage_daily": "day",
+    "clients_daily": "day",
+    "support_tickets": "created",
+    "billing_events": "time",
+    "milestones": "time",
+}
 TRUTH_SCHEMA = pa.schema(
     [
         ("supplier_id", pa.string()),
@@ -50,7 +61,20 @@ TRUTH_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate. ``truth_every_days`` must be a multiple of 7 (the latent week)."""
+    """What to simulate. ``truth_every_days`` must be a multiple of 7 (the latent week).
+
+    Three options, all off by default (off, the output is the same as without them), make
+    exports shaped unlike the default simulator, to test the churn model on:
+
+    * ``history_start_days``: the export's history starts on that day: older event rows,
+      suppliers who cancelled before it and truth rows before it are left out, while suppliers
+      keep their true signup (a retention limit or a migration cut the older history).
+    * ``yearly_share``: the share of suppliers billed yearly (10 monthly prices every 365 days);
+      ``cancel_at_renewal``: a supplier can cancel only on a renewal day.
+    * ``feature_effects``: adopted core features shift the churn hazard (payments and journeys
+      retain, the document library and analytics signal leaving) and disengaging suppliers use
+      the document library and analytics more.
+    """
 
     suppliers: int = 2000
     days: int = 730
@@ -61,6 +85,10 @@ class SimulationConfig:
     truth_paths: int = 128
     threads: int = 2
     flush_weeks: int = 8
+    history_start_days: int = 0
+    yearly_share: float = 0.0
+    cancel_at_renewal: bool = False
+    feature_effects: bool = False
 
     def __post_init__(self) -> None:
         if self.suppliers < 1 or self.days < 28:
@@ -69,6 +97,16 @@ class SimulationConfig:
             raise ValueError("truth_every_days must be a positive multiple of 7")
         if self.horizon_days < 1 or self.truth_paths < 2:
             raise ValueError("horizon_days must be >= 1 and truth_paths >= 2")
+        if self.history_start_days < 0:
+            raise ValueError(f"history_start_days must be >= 0, got {self.history_start_days}")
+        if self.history_start_days and self.days - self.history_start_days < MIN_HISTORY_DAYS:
+            raise ValueError(
+                f"history_start_days={self.history_start_days} leaves "
+                f"{self.days - self.history_start_days} days of history out of days={self.days};"
+                f" at least {MIN_HISTORY_DAYS} are needed"
+            )
+        if not 0.0 <= self.yearly_share <= 1.0:  # also rejects NaN
+            raise ValueError(f"yearly_share must be in [0, 1], got {self.yearly_share}")
 
 
 @dataclass
@@ -84,6 +122,10 @@ class SimulationSummary:
     truth_label_rate: float = 0.0
     truth_mean_se: float = 0.0
     seconds: float = 0.0
+    # With a history start (counts of the export; supplier_months and churn are from then on):
+    history_start_day: int = 0  # day of the simulation the export's history starts on
+    signed_up_before_history: int = 0  # exported suppliers whose signup precedes the history
+    cancelled_before_history: int = 0  # suppliers left out: they cancelled before it
 
     @property
     def monthly_churn_rate(self) -> float:
@@ -120,6 +162,10 @@ class _Simulation:
         self.rng = np.random.default_rng([config.seed, 0])
         self.truth_rng = np.random.default_rng([config.seed, 1])
         self.pop = draw_population(config.suppliers, config.days, self.rng)
+        if config.yearly_share > 0:
+            self.pop = with_yearly_plans(
+                self.pop, config.yearly_share, np.random.default_rng([config.seed, 4])
+            )
         width = max(6, len(str(config.suppliers)))
         self.ids = pa.array([f"sup_{i:0{width}d}" for i in range(config.suppliers)])
         self.start_us = int(
@@ -132,21 +178,32 @@ class _Simulation:
         days = np.arange(7 * (self.n_weeks + horizon_weeks + 1))
         daily = season_table(COUNTRIES, (doy0 + days) % 365.25)  # (country, vendor, day)
         self.weekly_season = daily.reshape(len(COUNTRIES), daily.shape[1], -1, 7).mean(-1)
-        self.static = Static.of(self.pop)
+        self.static = Static.of(self.pop, feature_effects=config.feature_effects)
         self.cancel_time = np.full(config.suppliers, np.inf)
         self.final_tier = self.pop.tier0.copy()
 
     # -- calendar --------------------------------------------------------------------------
     def context(self, week: int) -> tuple[WeekContext, np.ndarray]:
+        """The week's calendar and each supplier's next bill day (every 30 or 365 days from
+        signup, by plan, the first one on the signup day)."""
         pop = self.pop
         lo = 7 * week
-        k = np.maximum(np.ceil((lo - pop.signup_day) / 30), 0)
-        bill_day = pop.signup_day + 30 * k
+        cycle = pop.cycle_days
+        k = np.maximum(np.ceil((lo - pop.signup_day) / cycle), 0)
+        bill_day = pop.signup_day + cycle * k
+        renewal: dict[str, np.ndarray] = {}
+        if self.cfg.cancel_at_renewal:
+            renewal = {
+                "renews": (bill_day < lo + 7) & (k >= 1),
+                "period_weeks": (cycle / 7).astype(np.float32),
+                "renew_offset": (bill_day - lo).astype(np.int32),
+            }
         ctx = WeekContext(
             season=self.weekly_season[pop.country, pop.vendor, week].astype(np.float32),
             tenure_weeks=(week - pop.signup_week).astype(np.int32),
             bills=(bill_day < lo + 7) & (bill_day < self.cfg.days),
             card_expires=(pop.card_expiry_day >= lo) & (pop.card_expiry_day < lo + 7),
+            **renewal,
         )
         return ctx, bill_day
 
@@ -177,6 +234,7 @@ class _Simulation:
         }
         truth_parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
         state = initial_state(pop)
+        h = cfg.history_start_days
         n_tickets = n_events = 0
         supplier_days = 0.0
         for week in range(self.n_weeks):
@@ -186,18 +244,19 @@ class _Simulation:
             if week > 0 and lo % cfg.truth_every_days == 0 and lo + cfg.horizon_days <= cfg.days:
                 active = np.flatnonzero(alive & (pop.signup_time <= lo))
                 truth_parts.append((active, lo, *self._truth(state, active, week)))
-            # Cancellations during the week, at a uniform time within it.
+            # Cancellations during the week, at a uniform time within it (or on the renewal day).
             present = alive & (pop.signup_time < hi)
             hazard = weekly_churn_hazard(state, self.static, ctx)
             churn = present & (self.rng.random(pop.n) < hazard)
-            t_cancel = lo + 7 * self.rng.random(pop.n)
+            u = self.rng.random(pop.n)
+            t_cancel = lo + 7 * u if ctx.renews is None else bill_day + u
             churn &= t_cancel < hi
             self.cancel_time[churn] = t_cancel[churn]
             win = Window(
                 start=np.where(present, np.maximum(lo, pop.signup_time), np.inf),
                 end=np.where(present, np.minimum(hi, self.cancel_time), -np.inf),
             )
-            supplier_days += float(np.clip(win.end - win.start, 0, None).sum())
+            supplier_days += float(np.clip(win.end - np.maximum(win.start, h), 0, None).sum())
             nxt, events = transition(state, self.static, ctx, draw(self.rng, (pop.n,)))
             rows = emit_week(
                 week,
@@ -211,7 +270,10 @@ class _Simulation:
                 bill_day,
                 win,
                 self.rng,
+                feature_effects=cfg.feature_effects,
             )
+            if h:
+                rows = _from_history_start(rows, h)
             n_tickets, n_events = self._add(writers, rows, n_tickets, n_events)
             if churn.any():
                 self.final_tier[churn] = state.tier[churn]
@@ -223,16 +285,25 @@ class _Simulation:
         self.final_tier[alive] = state.tier[alive]
         for w in writers.values():
             w.close()
+        kept = self.exported
         summary = SimulationSummary(
-            suppliers=pop.n,
-            cancellations=int((~alive).sum()),
+            suppliers=int(kept.sum()),
+            cancellations=int((kept & ~alive).sum()),
             supplier_months=supplier_days / 30.44,
             rows={name: w.rows for name, w in writers.items()},
+            history_start_day=h,
+            signed_up_before_history=int((kept & (pop.signup_time < h)).sum()),
+            cancelled_before_history=int((~kept).sum()),
         )
         summary.rows["suppliers"] = self._write_suppliers(raw)
         summary.rows["cancellations"] = self._write_cancellations(raw, state)
         self._write_truth(truth_path, truth_parts, summary)
         return summary
+
+    @property
+    def exported(self) -> np.ndarray:
+        """Suppliers in the export: all but those who cancelled before the history start."""
+        return ~(self.cancel_time < self.cfg.history_start_days)
 
     def _truth(self, state: State, active: np.ndarray, week: int) -> tuple[np.ndarray, np.ndarray]:
         horizon_weeks = math.ceil(self.cfg.horizon_days / 7)
@@ -374,6 +445,8 @@ class _Simulation:
             },
             schema=contract.SUPPLIERS.schema,
         )
+        if self.cfg.history_start_days:  # drawn for everyone above, so the rest stay the same
+            table = table.filter(pa.array(self.exported))
         pq.write_table(table, raw / "suppliers.parquet", compression="zstd")
         return table.num_rows
 
@@ -381,6 +454,9 @@ class _Simulation:
         idx = np.flatnonzero(np.isfinite(self.cancel_time))
         rng = np.random.default_rng([self.cfg.seed, 3])
         reason = cancel_reason(state, self.pop.price_sensitivity, idx, rng)
+        if self.cfg.history_start_days:
+            keep = self.exported[idx]
+            idx, reason = idx[keep], reason[keep]
         table = pa.table(
             {
                 "supplier_id": self.sid(idx),
@@ -400,6 +476,9 @@ class _Simulation:
             se = np.concatenate([p[3] for p in parts]).astype(np.float64)
         else:
             sup, as_of, p_true, se = (np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
+        if self.cfg.history_start_days:
+            keep = as_of >= self.cfg.history_start_days
+            sup, as_of, p_true, se = sup[keep], as_of[keep], p_true[keep], se[keep]
         ct = self.cancel_time[sup]
         label = ((ct > as_of) & (ct <= as_of + self.cfg.horizon_days)).astype(np.int8)
         table = pa.table(
@@ -418,6 +497,16 @@ class _Simulation:
             summary.truth_mean_p = float(p_true.mean())
             summary.truth_label_rate = float(label.mean())
             summary.truth_mean_se = float(se.mean())
+
+
+def _from_history_start(rows: dict[str, dict[str, np.ndarray]], start: int) -> dict:
+    """The week's event rows dated on or after the history start (a cut export keeps no older
+    rows; the simulation itself ran over them, so the rest is what it would have been)."""
+    out = {}
+    for name, columns in rows.items():
+        keep = columns[_EVENT_TIME[name]] >= start
+        out[name] = {key: values[keep] for key, values in columns.items()}
+    return out
 
 
 def simulate(

@@ -19,6 +19,7 @@ from features.simulator.dynamics import (
     Static,
     WeekContext,
     draw,
+    hazard_share,
     transition,
     weekly_churn_hazard,
 )
@@ -42,7 +43,8 @@ def _survival(
     """Probability of no cancellation within the horizon along each path, shape (M, n)."""
     survival: np.ndarray | float = 1.0
     for j, (ctx, frac) in enumerate(zip(contexts, fractions, strict=True)):
-        survival = survival * (1.0 - frac * weekly_churn_hazard(state, static, ctx))
+        share = hazard_share(ctx, frac)  # frac, unless cancellations fall on the renewal day
+        survival = survival * (1.0 - share * weekly_churn_hazard(state, static, ctx))
         if j + 1 < len(fractions):
             state, _ = transition(state, static, ctx, draws[j])
     return np.broadcast_to(survival, (draws[0]["pay"].shape[0], state.engagement.shape[-1]))

@@ -202,7 +202,7 @@ def test_snapshot_cadences() -> None:
 
 def test_monthly_training_set_gets_features_of_exactly_its_days(sim: Path, tmp_path) -> None:
     settings = _settings(tmp_path)
-    frame = training_set(settings, sim / "raw", (CHURN_SERVICE,), "monthly", 30)
+    frame = training_set(settings, sim / "raw", (CHURN_SERVICE,), "monthly", 30).frame
     stamps = sorted(frame["event_timestamp"].unique())
     assert [s.strftime("%m-%d") for s in stamps] == ["02-01", "03-01", "04-01"]
     table = _table(settings)

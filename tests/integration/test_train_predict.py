@@ -24,7 +24,14 @@ from wedsync_cs.cli import app
 from wedsync_cs.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ["churn_model", "health_calibrated", "fixed_weight_rule", "logistic_baseline", "ceiling"]
+MODELS = [
+    "churn_model",
+    "health_calibrated",
+    "fixed_weight_rule",
+    "logistic_baseline",
+    "churn_model_unconstrained",
+    "ceiling",
+]
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 
 
@@ -101,6 +108,14 @@ def test_train_through_the_cli_on_sqlite(trained, sim: Path, experiment: Path) -
         assert run.data.tags["feature_service"] == "churn_v2"
         assert run.data.tags["health_service"] == "health_v1"
         assert run.data.params["split.holdout.from"] > run.data.params["split.calibration.to"]
+        # the registered files are the refit on every labelled row, calibrated on the newest
+        # slice (inside the evaluation's holdout); the metrics are the evaluation fit's
+        params = run.data.params
+        assert params["refit.calibration.from"] >= params["split.holdout.from"]
+        assert int(params["refit.trees.rows"]) > int(params["split.trees.rows"])
+        assert run.data.tags["metrics_of"] == "evaluation_fit"
+        assert params["window.accounts_older_than_history"] == "0"
+        assert params["window.rows_left_out"] == "0"
         [dataset] = run.inputs.dataset_inputs
         assert dataset.dataset.name == "churn_v2_training_set"
         assert str((sim / "raw").resolve()) in dataset.dataset.source
@@ -121,6 +136,11 @@ def test_train_through_the_cli_on_sqlite(trained, sim: Path, experiment: Path) -
         churn_run.data.params
     )
     assert churn_run.data.params["tuning.trials_run"] == "2"
+    assert churn_run.data.params["tuning.chosen"] in ("tuned", "fixed")
+    assert metrics["tuning/fixed_fold_log_loss"] >= metrics["tuning/fold_log_loss"]
+    assert {"refit_check/evaluation_fit/log_loss", "refit_check/refit/log_loss"} <= set(metrics)
+    for text in ("observation window: event history from", "kept the", "Refit check"):
+        assert text in output
     pngs = sorted(p.name for p in artifacts.rglob("*.png"))
     for name in (
         "precision_recall",
@@ -328,8 +348,8 @@ def test_new_data_rescores_the_champion_on_the_new_holdout(
     sim: Path, experiment: Path, tmp_path: Path
 ) -> None:
     """A run with more labelled data has another holdout: the champion of the earlier run is
-    scored again on the new holdout (from its registered files, with the features of its own
-    service version) before the alias moves."""
+    scored again on the new holdout (its evaluation fit, logged beside the registered refit,
+    with the features of its own service version) before the alias moves."""
     from training.predict import load_churn_model
     from training.registry import configure
     from wedsync_cs.feature_jobs import training_set
@@ -368,12 +388,14 @@ def test_new_data_rescores_the_champion_on_the_new_holdout(
 
     # the re-scored figure is v1's log loss on the full run's holdout rows, computed here anew
     cfg = full.config
-    frame = training_set(settings, sim / "raw", ("churn_v1",), cfg.cadence, cfg.horizon_days)
+    frame = training_set(settings, sim / "raw", ("churn_v1",), cfg.cadence, cfg.horizon_days).frame
     stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
     span = full.splits["holdout"]
     hold = frame[(stamps >= span.first) & (stamps <= span.last)]
     assert len(hold) == full.evaluated_rows
-    champion = load_churn_model("models:/churn/1")
+    # v1's evaluation fit (logged beside its registered refit), like the new version's figure
+    evaluation_fit = client.get_model_version("churn", "1").tags["evaluation_fit_uri"]
+    champion = load_churn_model(evaluation_fit)
     assert "logins_30d_change" in champion.columns  # a churn_v1 model
     p = np.clip(champion.predict(hold), 1e-6, 1 - 1e-6)
     y = hold["label"].to_numpy(float)

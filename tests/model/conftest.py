@@ -74,7 +74,7 @@ def trained_constraints(model: xgb.XGBClassifier) -> dict[str, int]:
 
 
 def experiment() -> ExperimentConfig:
-    return load_experiment(ROOT / "experiments" / "churn_v2.yaml")
+    return load_experiment(ROOT / "experiments" / "churn_v3.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +82,9 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
     out = tmp_path_factory.mktemp("simulated") / "set"
     simulate(SIMULATION, out)
     settings = Settings(home=tmp_path_factory.mktemp("home"), feature_recent_days=0)
-    frame = training_set(settings, out / "raw", (CHURN_SERVICE, HEALTH_SERVICE), "weekly", 30)
+    frame = training_set(
+        settings, out / "raw", (CHURN_SERVICE, HEALTH_SERVICE), "weekly", 30
+    ).frame
     truth = pd.read_parquet(out / "truth.parquet")
     frame = frame.merge(
         truth[["supplier_id", "as_of", "p_true"]],

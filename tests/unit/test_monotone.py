@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.definitions import CHURN_SERVICE, SERVICES, service_columns
-from features.catalog import FEATURES, family_columns
+from features.catalog import FEATURES, RENEWAL_FEATURES, USAGE_FEATURES, family_columns
 from training.models import feature_matrix, make_churn_model
 from training.monotone import CHURN_DIRECTIONS, monotone_constraints
 
@@ -104,7 +104,10 @@ def test_released_services_keep_their_columns() -> None:
         "logins_30d_share_of_60d",
         "logins_30d_share_of_90d",
     }
-    assert CHURN_SERVICE == "churn_v2"
+    v3 = service_columns("churn_v3")
+    assert set(v3) == set(v2) | set(USAGE_FEATURES) | set(RENEWAL_FEATURES)
+    assert len(USAGE_FEATURES) == 32 and len(RENEWAL_FEATURES) == 4
+    assert CHURN_SERVICE == "churn_v3"
 
 
 def test_directions_are_the_agreed_ones_and_cover_the_login_family() -> None:
@@ -112,6 +115,7 @@ def test_directions_are_the_agreed_ones_and_cover_the_login_family() -> None:
     expected = {
         **{name: -1 for name in login},
         "days_since_last_login": 1,
+        "logins_this_period": -1,
         "failed_payments_30d": 1,
         "failed_payments_90d": 1,
         "unresolved_payment_failure": 1,
