@@ -128,7 +128,7 @@ rows = rows.assign(event_timestamp=rows.event_timestamp
                    + pd.to_timedelta(rng.integers(0, 6 * 24, len(rows)), unit="h"))
 store = open_store(store_config(settings))
 t0 = time.perf_counter()
-frame = historical_features(store, "churn_v2", rows)
+frame = historical_features(store, "churn_v3", rows)
 emit(({{"rows": len(frame), "columns": frame.shape[1],
                   "retrieval_seconds": round(time.perf_counter() - t0, 1),
                   "non_null_share": round(float(frame["logins_30d"].notna().mean()), 4)}}))
@@ -156,7 +156,7 @@ keys = pq.read_table(settings.feature_table_path, columns=["supplier_id", "event
 keys = keys.to_pandas()
 ids = keys.loc[keys.event_timestamp == keys.event_timestamp.max(), "supplier_id"].tolist()
 rng = np.random.default_rng(1)
-service = store.get_feature_service("churn_v2")
+service = store.get_feature_service("churn_v3")
 lat = []
 for i in rng.choice(len(ids), {reads}):
     t = time.perf_counter()
@@ -205,10 +205,32 @@ emit(({{"yesterday_full_seconds": full.seconds, "incremental_seconds": inc.secon
     return Result("one more day: full + incremental", seconds, peak, 600, 8, details)
 
 
-def bench_train(workdir: Path, suppliers: int, days: int, seed: int, trials: int) -> Result:
-    """Simulate a fresh seed (with truth), then ``wedsync-cs train`` end to end: features,
-    tuning, fit, holdout evaluation against the truth, MLflow. Quality figures are the holdout
-    table the command printed."""
+# Simulator options that shape exports unlike the default (features.simulator.SimulationConfig):
+# accounts older than the event history (13 months of them, the history two years long),
+# plans that cancel only at renewal (30 % yearly), usage of some features that raises churn.
+SCENARIOS: dict[str, dict] = {
+    "default": {},
+    "history": {"history_start_days": 395, "extra_days": 395},
+    "renewal": {"yearly_share": 0.3, "cancel_at_renewal": True},
+    "feature_effects": {"feature_effects": True},
+}
+
+
+def bench_train(
+    workdir: Path,
+    suppliers: int,
+    days: int,
+    seed: int,
+    trials: int,
+    scenario: str = "default",
+    experiment: str = "experiments/churn_v3.yaml",
+) -> Result:
+    """Simulate a fresh seed (with truth) under a scenario, then ``wedsync-cs train`` end to
+    end: features, tuning, fits (evaluation, unconstrained, refit check, deployed refit),
+    holdout evaluation against the truth, MLflow. Quality figures are the tables the command
+    printed."""
+    options = dict(SCENARIOS[scenario])
+    days += options.pop("extra_days", 0)
     code = f"""
 import json, time
 from pathlib import Path
@@ -216,26 +238,34 @@ from features.simulator import SimulationConfig, simulate
 from wedsync_cs.settings import Settings
 from wedsync_cs.model_jobs import train
 data = Path({str(workdir / "train_sim")!r})
-sim = simulate(SimulationConfig(suppliers={suppliers}, days={days}, seed={seed}), data,
-               overwrite=True)
+sim = simulate(SimulationConfig(suppliers={suppliers}, days={days}, seed={seed}, **{options!r}),
+               data, overwrite=True)
 settings = Settings(home=Path({str(workdir / "train_home")!r}))
 t0 = time.perf_counter()
-r = train(settings, data / "raw", Path("experiments/churn_v2.yaml"), trials={trials},
-          time_budget=1e9)
+r = train(settings, data / "raw", Path({experiment!r}), trials={trials}, time_budget=1e9)
 table = r.evaluation
 keep = ["auc", "pr_auc", "brier", "log_loss", "ece", "auc_gap_closed", "pr_auc_gap_closed",
         "auc_rule_gap_closed", "pr_auc_rule_gap_closed"]
+t = r.tuning
 emit(({{"train_seconds": round(time.perf_counter() - t0, 1),
-       "simulate_seconds": round(sim.seconds, 1), "rows": r.rows,
+       "simulate_seconds": round(sim.seconds, 1), "cancellations": sim.cancellations,
+       "monthly_churn_rate": round(sim.monthly_churn_rate, 4), "rows": r.rows,
+       "rows_left_out_by_window": r.window.rows_left_out if r.window else None,
        "holdout_rows": r.evaluated_rows, "holdout_positives": r.evaluated_positives,
-       "trials": r.tuning.trials_run, "pruned": r.tuning.trials_pruned,
+       "trials": t.trials_run, "pruned": t.trials_pruned, "kept": t.chosen,
+       "rounds": t.rounds, "fold_losses": [round(v, 5) for v in t.kept.fold_losses],
+       "fixed_fold_log_loss": round(t.fixed.log_loss, 5),
+       "tuned_fold_log_loss": round(t.tuned.log_loss, 5) if t.tuned else None,
+       "params": t.params,
        "table": {{k: {{m: round(float(v), 4) for m, v in row.items() if m in keep}}
                  for k, row in table.to_dict("index").items()}},
+       "refit_check": (r.refit_check.table.round(4).to_dict("index")
+                       if r.refit_check else None),
        "health_log_loss": r.health_holdout_log_loss, "bands_ordered": r.bands_ordered}}))
 """
     _, peak, details = _child(code)
     return Result(
-        f"train {suppliers:,} x {days} d, {trials} trials",
+        f"train {suppliers:,} x {days} d, {trials} trials ({scenario})",
         details["train_seconds"],
         peak,
         900,
@@ -271,9 +301,9 @@ from wedsync_cs.feature_jobs import training_set
 from wedsync_cs.settings import Settings
 data = Path({str(workdir / "train_sim")!r})
 settings = Settings(home=Path({str(workdir / "train_home")!r}))
-cfg = load_experiment(Path("experiments/churn_v2.yaml"))
+cfg = load_experiment(Path("experiments/churn_v3.yaml"))
 frame = training_set(settings, data / "raw", (cfg.feature_service, cfg.health_service),
-                     cfg.cadence, cfg.horizon_days)
+                     cfg.cadence, cfg.horizon_days).frame
 p_true = join_truth(frame, pd.read_parquet(data / "truth.parquet")).p_true
 X = feature_matrix(frame, service_columns(cfg.feature_service))
 y = frame["label"].to_numpy(int)
@@ -409,6 +439,18 @@ def main() -> None:
     parser.add_argument("--train-suppliers", type=int, default=20_000)
     parser.add_argument("--train-seed", type=int, default=2026, help="a seed no test uses")
     parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument(
+        "--scenario",
+        choices=tuple(SCENARIOS),
+        default="default",
+        help="simulator options of the training benchmark's data (see SCENARIOS)",
+    )
+    parser.add_argument(
+        "--experiment", default="experiments/churn_v3.yaml", help="the training experiment"
+    )
+    parser.add_argument(
+        "--no-limit", action="store_true", help="skip the information-limit benchmark"
+    )
     parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument(
         "--workdir",
@@ -438,9 +480,18 @@ def main() -> None:
         if set(chosen) & set(MODEL_BENCHES) and not args.reuse_model:
             # the model benchmarks simulate their own, fresh, seed: run them first
             train = report(
-                bench_train(workdir, args.train_suppliers, args.days, args.train_seed, args.trials)
+                bench_train(
+                    workdir,
+                    args.train_suppliers,
+                    args.days,
+                    args.train_seed,
+                    args.trials,
+                    args.scenario,
+                    args.experiment,
+                )
             )
-            report(bench_information_limit(workdir, train.details["table"]))
+            if not args.no_limit:
+                report(bench_information_limit(workdir, train.details["table"]))
         if "predict" in chosen:
             for span in ("recent", "history"):
                 report(bench_predict(workdir, args.predict_rows, span, args.days))

@@ -179,7 +179,8 @@ def _running_specs() -> list[RunningTotals]:
            {", ".join(f"max(uses) filter (where feature_key = '{f}') as uses_{f}" for f in CORE)}
     from feature_usage_daily group by all
     """
-    counts = {"logins": pa.int64(), "minutes": pa.float64(), "active_day": pa.int64()}
+    # running counts of days (at most the history's length) and of feature uses fit in 32 bits
+    counts = {"logins": pa.int64(), "minutes": pa.float64(), "active_day": pa.int32()}
     return [
         RunningTotals(
             "cum_act", activity, {**counts, **ew}, last_day=("active_day", "last_login_day")
@@ -187,7 +188,7 @@ def _running_specs() -> list[RunningTotals]:
         RunningTotals(
             "cum_use",
             usage,
-            {f"{kind}_{f}": pa.int64() for kind in ("used", "uses") for f in CORE_FEATURES},
+            {f"{kind}_{f}": pa.int32() for kind in ("used", "uses") for f in CORE_FEATURES},
         ),
     ]
 
@@ -208,21 +209,22 @@ def _register_running(con: duckdb.DuckDBPyConnection, spec: RunningTotals) -> No
     if n > 1:
         first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     columns: dict[str, pa.Array] = {"supplier_id": ids, "day": table.column("day")}
-    for kind, dtype in ((pa.int64(), np.int64), (pa.float64(), np.float64)):
-        names = [c for c, k in spec.sums.items() if k == kind]
-        if not names:
-            continue
-        values = np.column_stack(
-            [pc.fill_null(table.column(c), 0).to_numpy().astype(dtype) for c in names]
-        )
-        running = segmented_cumsum(values, first)
-        columns |= {f"c_{c}": pa.array(running[:, j], kind) for j, c in enumerate(names)}
     if spec.last_day is not None:
         column, out = spec.last_day
         day = table.column("day").cast(pa.int32()).to_numpy().astype(np.int64)
         positive = pc.fill_null(table.column(column), 0).to_numpy() > 0
         last = segmented_last_where(day, positive, first)
         columns[out] = pa.array(last.astype(np.int32), mask=last < 0).cast(pa.date32())
+        del day, positive, last
+    # one column at a time, each source column released once summed: the peak holds the
+    # sorted rows and the sums, not a second and third copy of every column
+    for name, kind in spec.sums.items():
+        dtype = np.float64 if pa.types.is_floating(kind) else np.int64
+        values = pc.fill_null(table.column(name), 0).to_numpy().astype(dtype, copy=False)
+        table = table.drop_columns([name])
+        running = segmented_cumsum(values.reshape(-1, 1), first)[:, 0]
+        del values
+        columns[f"c_{name}"] = pa.array(running, kind)
     con.register(spec.name, pa.table(columns))
 
 

@@ -85,3 +85,33 @@ def test_demo_runs_end_to_end_under_its_own_home(tmp_path: Path) -> None:
     assert "MLflow UI" in out and (home / "mlflow" / "mlflow.db").exists()
     # nothing outside the home, and the default home was never made
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_an_export_whose_history_starts_late_is_warned_about_and_trained_on_its_window(
+    tmp_path: Path,
+) -> None:
+    """Accounts older than the event history: `validate` warns (exit 0) and says what it means;
+    `train` keeps only the rows the history covers and prints the window and what it left out."""
+    out, home = tmp_path / "sim", tmp_path / "home"
+    simulate = run(
+        "simulate", "--out", str(out), "--suppliers", "600", "--days", "520",
+        "--history-start-days", "150", "--truth-paths", "4", cwd=tmp_path,
+    )  # fmt: skip
+    assert simulate.returncode == 0, simulate.stderr
+    assert "exported accounts signed up before it" in simulate.stdout
+    validate = run("validate", "--raw", str(out / "raw"), cwd=tmp_path)
+    assert validate.returncode == 0, validate.stderr
+    assert "Event history starts 2024-05-30" in validate.stdout
+    assert "accounts signed up before the event history starts (2024-05-30" in validate.stdout
+    assert "training uses their rows only from 2024-08-27 on" in validate.stdout
+    train = run(
+        "train", "--raw", str(out / "raw"), "--trials", "2", "--time-budget", "60",
+        cwd=tmp_path, home=home,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    window = next(line for line in train.stdout.splitlines() if "observation window:" in line)
+    assert "event history from 2024-05-30 (first signup 2024-01-01" in window
+    left_out = int(window.split(" kept, ")[1].split(" left out")[0].replace(",", ""))
+    assert left_out > 0
+    assert "churn_model_unconstrained" in train.stdout and "Refit check" in train.stdout
+    assert "deployed refit on every labelled row (registered)" in train.stdout

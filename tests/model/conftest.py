@@ -70,6 +70,8 @@ def trained_constraints(model: xgb.XGBClassifier) -> dict[str, int]:
     booster = model.get_booster()
     params = json.loads(booster.save_config())["learner"]["gradient_booster"]["tree_train_param"]
     values = [int(v) for v in params["monotone_constraints"].strip("()").split(",") if v]
+    if not values:  # fitted without any constraint
+        return {}
     return {n: v for n, v in zip(booster.feature_names or [], values, strict=True) if v}
 
 

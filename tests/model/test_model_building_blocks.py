@@ -134,3 +134,21 @@ def test_tuning_is_seeded_and_respects_folds() -> None:
     assert a.params == b.params and a.rounds == b.rounds
     assert 2 <= a.params["max_depth"] <= 5 and 1 <= a.rounds <= 60
     assert a.trials_run == 4 and 0 < a.fold_log_loss < 0.693
+    # the fixed configuration ran on the same folds; the better of it and the best trial is kept
+    assert len(a.fixed.fold_losses) == len(a.fixed.fold_rounds) == len(folds)
+    assert a.fixed.params == dict(tuning.fixed)
+    assert a.tuned is not None and len(a.tuned.fold_losses) == len(folds)
+    assert a.fold_log_loss == min(a.fixed.log_loss, a.tuned.log_loss)
+    assert a.chosen == ("tuned" if a.tuned.log_loss < a.fixed.log_loss else "fixed")
+    assert a.params == a.kept.params and a.rounds == a.kept.rounds
+    # a search space that can only hold a poor model (rates too small to learn anything in
+    # its rounds) loses to the fixed configuration
+    frozen = tuning.model_copy(
+        update={
+            "search_space": {"learning_rate": Range(low=1e-5, high=2e-5, log=True)},
+            "fixed": {"max_depth": 4, "learning_rate": 0.1},
+        }
+    )
+    c = tune(X, y, folds, frozen, threads=1)
+    assert c.tuned is not None and c.fixed.log_loss < c.tuned.log_loss
+    assert c.chosen == "fixed" and c.params == {"max_depth": 4, "learning_rate": 0.1}

@@ -11,7 +11,9 @@ from tests.model.conftest import SimulatedSet, experiment, trained_constraints
 from training.baseline import make_logistic_baseline
 from training.models import feature_matrix
 from training.monotone import monotone_constraints
-from training.pipeline import evaluation_table, fit_churn
+from training.pipeline import evaluation_table, fit_churn, fit_unconstrained, refit_split
+from training.refit import deployed_fit, refit_check
+from training.train_job import health_inputs
 
 
 def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: SimulatedSet) -> None:
@@ -73,3 +75,55 @@ def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: Simul
     assert table.loc["churn_model", "auc"] > table.loc["fixed_weight_rule", "auc"]
     assert table.loc["ceiling_p_true", "auc"] > table.loc["churn_model", "auc"]
     assert (table[["auc", "pr_auc", "brier", "ece"]].to_numpy() <= 1).all()
+
+
+def test_the_deployed_refit_sees_every_row_and_the_check_sees_none_of_its_half(
+    simulated: SimulatedSet,
+) -> None:
+    data = simulated.frame
+    cfg = experiment()
+    cfg = cfg.model_copy(
+        update={
+            "tuning": cfg.tuning.model_copy(
+                update={"trials": 2, "max_rounds": 60, "time_budget_seconds": 60}
+            )
+        }
+    )
+    columns = service_columns(CHURN_SERVICE)
+    X, y = feature_matrix(data, columns), data["label"].to_numpy()
+    stamps = data["event_timestamp"]
+    fit = fit_churn(X, y, stamps, cfg, threads=1)
+    horizon = pd.Timedelta(days=cfg.horizon_days)
+
+    # the refit's split: the newest slice calibrates (inside the evaluation's holdout), the
+    # trees take every row before it and its gap: the evaluation's calibration slice included
+    split = refit_split(stamps, cfg)
+    assert not split.holdout.any() and not (split.trees & split.calibration).any()
+    assert stamps[split.trees].max() + horizon < stamps[split.calibration].min()
+    assert stamps[split.calibration].max() == stamps.max()
+    assert stamps[split.calibration].min() >= stamps[fit.split.holdout].min()
+    assert (split.trees & fit.split.calibration).any()
+    assert stamps[split.trees].max() > stamps[fit.split.calibration].max()
+
+    factors, segment = health_inputs(data)
+    deployed = deployed_fit(X, y, stamps, factors, segment, fit, cfg, threads=1)
+    np.testing.assert_array_equal(deployed.churn.split.trees, split.trees)
+    assert deployed.churn.model.get_params()["n_estimators"] == fit.tuning.rounds
+    assert trained_constraints(deployed.churn.model) == monotone_constraints(columns)
+    p = deployed.churn.predict(X)
+    assert np.all((p >= 0) & (p <= 1)) and not np.allclose(p, fit.predict(X))
+
+    # the check: both fits on the later half of the holdout, which the check's refit never saw
+    check = refit_check(X, y, stamps, fit.split.holdout, fit, cfg, threads=1)
+    assert check is not None and list(check.table.index) == ["evaluation_fit", "refit"]
+    later = stamps >= check.first
+    assert check.rows == int(later.sum()) and check.positives == int(y[later.to_numpy()].sum())
+    assert check.refit_labels_to <= check.first
+    assert check.first > stamps[fit.split.holdout].min()
+    assert (check.table["auc"] > 0.7).all()
+    assert (check.table["pr_auc"] > 2 * check.positives / check.rows).all()  # they rank
+
+    # the same configuration without monotone constraints, on the same rows
+    free = fit_unconstrained(X, y, fit, cfg, threads=1)
+    assert trained_constraints(free.model) == {}
+    assert free.model.get_params()["n_estimators"] == fit.tuning.rounds
