@@ -257,9 +257,9 @@ emit(({{"train_seconds": round(time.perf_counter() - t0, 1),
        "fixed_fold_log_loss": round(t.fixed.log_loss, 5),
        "tuned_fold_log_loss": round(t.tuned.log_loss, 5) if t.tuned else None,
        "params": t.params,
-       "table": {{k: {{m: round(float(v), 4) for m, v in row.items() if m in keep}}
+       "table": {{k: {{m: round(float(v), 5) for m, v in row.items() if m in keep}}
                  for k, row in table.to_dict("index").items()}},
-       "refit_check": (r.refit_check.table.round(4).to_dict("index")
+       "refit_check": (r.refit_check.table.round(5).to_dict("index")
                        if r.refit_check else None),
        "health_log_loss": r.health_holdout_log_loss, "bands_ordered": r.bands_ordered}}))
 """

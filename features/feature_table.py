@@ -225,7 +225,13 @@ def _register_running(con: duckdb.DuckDBPyConnection, spec: RunningTotals) -> No
         running = segmented_cumsum(values.reshape(-1, 1), first)[:, 0]
         del values
         columns[f"c_{name}"] = pa.array(running, kind)
-    con.register(spec.name, pa.table(columns))
+    # into DuckDB's own storage, under its memory limit (spilled beyond it), and out of Python's
+    del table, ids, first
+    con.register("_running", pa.table(columns))
+    del columns
+    con.execute(f"create temp table {spec.name} as select * from _running")
+    con.unregister("_running")
+    pa.default_memory_pool().release_unused()
 
 
 def _sources_sql() -> list[str]:

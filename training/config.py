@@ -82,6 +82,9 @@ class ExperimentConfig(_Frozen):
     cadence: Literal["daily", "weekly", "monthly"]
     holdout_share: float = Field(gt=0, lt=1)
     folds: int = Field(ge=2)
+    # the folds validate on the dates after this share of the tree window (each fold's model
+    # learns from at least that share; see training.split.time_folds)
+    validate_from: float = Field(default=0.5, ge=0, lt=1)
     calibration_share: float = Field(gt=0, lt=0.5)
     tuning: Tuning
     thresholds: Thresholds = Thresholds()

@@ -97,7 +97,9 @@ def fit_churn(
     """
     split = window_split(stamps, cfg)
     Xt, yt = X[split.trees], y[split.trees]
-    folds = time_folds(stamps[split.trees].reset_index(drop=True), cfg.folds, cfg.horizon_days)
+    folds = time_folds(
+        stamps[split.trees].reset_index(drop=True), cfg.folds, cfg.horizon_days, cfg.validate_from
+    )
     tuning = tune(Xt.reset_index(drop=True), yt, folds, cfg.tuning, threads)
     model, calibrator = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
     return ChurnFit(model=model, calibrator=calibrator, tuning=tuning, split=split)

@@ -41,12 +41,23 @@ def holdout_split(stamps: pd.Series, holdout_share: float, horizon_days: int) ->
 
 
 def time_folds(
-    stamps: pd.Series, n_folds: int, horizon_days: int
+    stamps: pd.Series, n_folds: int, horizon_days: int, validate_from: float = 0.5
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Expanding-window folds: validate on successive blocks of dates, train on everything
-    before each block minus one horizon. Returns (train_mask, valid_mask) pairs."""
+    """Expanding-window folds: validate on successive blocks of the dates after the first
+    ``validate_from`` share of them, train on everything before each block minus one horizon.
+    Returns (train_mask, valid_mask) pairs.
+
+    Every fold's model learns from at least that share of the window, so that it resembles the
+    model finally fitted on all of it. Blocks that start early (the classic ``n_folds + 1``
+    split) give the first fold a sliver of the oldest rows, unlike every later population: on an
+    export whose history starts after many accounts, the earliest covered rows are new accounts
+    alone, and that one fold's extrapolation decided the mean loss (and the tuning) alone.
+    """
+    if not 0 <= validate_from < 1:
+        raise ValueError(f"validate_from must be in [0, 1), not {validate_from}")
     dates = np.sort(stamps.unique())
-    blocks = np.array_split(dates, n_folds + 1)[1:]
+    first = max(1, int(len(dates) * validate_from))
+    blocks = [b for b in np.array_split(dates[first:], n_folds) if len(b)]
     folds = []
     for block in blocks:
         lo, hi = pd.Timestamp(block[0]), pd.Timestamp(block[-1])

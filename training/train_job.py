@@ -838,6 +838,19 @@ def _span(stamps: pd.Series, mask: np.ndarray) -> SplitSpan:
     return SplitSpan(rows=int(mask.sum()), first=s.min(), last=s.max())
 
 
+def _span_params(prefix: str, spans: dict) -> dict[str, str]:
+    """MLflow parameters of named row spans: ``<prefix>.<name>.rows|from|to``."""
+    return {
+        f"{prefix}.{name}.{key}": str(value)
+        for name, span in spans.items()
+        for key, value in (
+            ("rows", span.rows),
+            ("from", f"{span.first:%Y-%m-%d}"),
+            ("to", f"{span.last:%Y-%m-%d}"),
+        )
+    }
+
+
 def run_training(
     frame: pd.DataFrame,
     cfg: ExperimentConfig,
@@ -918,24 +931,8 @@ def run_training(
         "data.train_until": "end of data" if train_until is None else f"{train_until}",
         "data.truth": str(truth_path) if usable else "none",
         "data.evaluated_rows": str(int(evaluation.rows.sum())),
-        **{
-            f"split.{name}.{key}": str(value)
-            for name, span in splits.items()
-            for key, value in (
-                ("rows", span.rows),
-                ("from", f"{span.first:%Y-%m-%d}"),
-                ("to", f"{span.last:%Y-%m-%d}"),
-            )
-        },
-        **{
-            f"refit.{name}.{key}": str(value)
-            for name, span in refit_splits.items()
-            for key, value in (
-                ("rows", span.rows),
-                ("from", f"{span.first:%Y-%m-%d}"),
-                ("to", f"{span.last:%Y-%m-%d}"),
-            )
-        },
+        **_span_params("split", splits),
+        **_span_params("refit", refit_splits),
         **(_window_params(window) if window is not None else {}),
     }
     ctx = RunContext(

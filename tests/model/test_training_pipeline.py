@@ -9,6 +9,7 @@ import pytest
 from feature_repo.definitions import CHURN_SERVICE, service_columns
 from tests.model.conftest import SimulatedSet, experiment, trained_constraints
 from training.baseline import make_logistic_baseline
+from training.config import ExperimentConfig
 from training.models import feature_matrix
 from training.monotone import monotone_constraints
 from training.pipeline import evaluation_table, fit_churn, fit_unconstrained, refit_split
@@ -16,16 +17,18 @@ from training.refit import deployed_fit, refit_check
 from training.train_job import health_inputs
 
 
+def _small_experiment(trials: int, max_rounds: int, budget: float) -> ExperimentConfig:
+    """The shipped experiment with a search small enough for a test."""
+    cfg = experiment()
+    tuning = cfg.tuning.model_copy(
+        update={"trials": trials, "max_rounds": max_rounds, "time_budget_seconds": budget}
+    )
+    return cfg.model_copy(update={"tuning": tuning})
+
+
 def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: SimulatedSet) -> None:
     data = simulated.frame
-    cfg = experiment()
-    cfg = cfg.model_copy(
-        update={
-            "tuning": cfg.tuning.model_copy(
-                update={"trials": 3, "max_rounds": 80, "time_budget_seconds": 120}
-            )
-        }
-    )
+    cfg = _small_experiment(trials=3, max_rounds=80, budget=120)
     columns = service_columns(CHURN_SERVICE)
     X, y = feature_matrix(data, columns), data["label"].to_numpy()
     stamps = data["event_timestamp"]
@@ -81,14 +84,7 @@ def test_the_deployed_refit_sees_every_row_and_the_check_sees_none_of_its_half(
     simulated: SimulatedSet,
 ) -> None:
     data = simulated.frame
-    cfg = experiment()
-    cfg = cfg.model_copy(
-        update={
-            "tuning": cfg.tuning.model_copy(
-                update={"trials": 2, "max_rounds": 60, "time_budget_seconds": 60}
-            )
-        }
-    )
+    cfg = _small_experiment(trials=2, max_rounds=60, budget=60)
     columns = service_columns(CHURN_SERVICE)
     X, y = feature_matrix(data, columns), data["label"].to_numpy()
     stamps = data["event_timestamp"]

@@ -80,7 +80,16 @@ def test_folds_are_time_ordered_with_gaps() -> None:
     assert len(folds) == 3
     for train, valid in folds:
         assert stamps[train].max() + pd.Timedelta(days=30) < stamps[valid].min()
-    assert [v.sum() for _, v in folds] == [30, 30, 30]
+    # the validation blocks share the later half of the 40 weeks: 7, 7 and 6 weeks
+    assert [v.sum() for _, v in folds] == [21, 21, 18]
+    first_valid = stamps[folds[0][1]].min()
+    assert first_valid == stamps.drop_duplicates().iloc[20]
+    # every fold trains on at least half the window less the horizon gap (4 weeks of 30 days)
+    assert min(t.sum() for t, _ in folds) == (20 - 4) * 3
+    late = time_folds(stamps, 2, 30, validate_from=0.75)  # the last 10 weeks, in two blocks
+    assert [v.sum() for _, v in late] == [15, 15]
+    with pytest.raises(ValueError, match="validate_from"):
+        time_folds(stamps, 3, 30, validate_from=1.0)
 
 
 def test_metrics_on_known_scores() -> None:
