@@ -271,8 +271,7 @@ def load_champions(tracking_uri: str, threads: int = 2) -> ChampionModels:
     """
     from mlflow.exceptions import MlflowException
 
-    from training.registry import CHAMPION, configure
-    from training.train_job import CHURN_MODEL, HEALTH_MODEL
+    from training.registry import CHAMPION, CHURN_MODEL, HEALTH_MODEL, configure
 
     client = configure(tracking_uri)
     versions = {}

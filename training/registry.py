@@ -12,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+
+# The registered models' names.
+CHURN_MODEL: Final = "churn"
+HEALTH_MODEL: Final = "health_calibration"
 
 CHAMPION = "champion"
 

@@ -42,14 +42,19 @@ from training.metrics import EPS
 from training.models import feature_matrix
 from training.pipeline import ChurnFit, evaluation_table, fit_churn, fit_unconstrained
 from training.refit import DeployedFit, RefitCheck, deployed_fit, refit_check
-from training.registry import ChampionScore, ChampionScorer, Promotion, version_run_id
+from training.registry import (
+    CHURN_MODEL,
+    HEALTH_MODEL,
+    ChampionScore,
+    ChampionScorer,
+    Promotion,
+    version_run_id,
+)
 from training.risk import band_table, bands_ordered
 from training.tuning import TuningResult
 
 log = logging.getLogger(__name__)
 
-CHURN_MODEL: Final = "churn"
-HEALTH_MODEL: Final = "health_calibration"
 # Both models are promoted on holdout log loss: a proper scoring rule, so it rewards ranking and
 # calibration together; CS acts on the calibrated probability (risk levels, LTV at risk), not on
 # the order alone, which is all PR-AUC sees.

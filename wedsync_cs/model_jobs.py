@@ -62,8 +62,7 @@ def train(
     )
     # the champions' services too: the promotion gate scores them on this run's holdout
     from feature_repo.definitions import SERVICES
-    from training.registry import champion_services, configure
-    from training.train_job import CHURN_MODEL, HEALTH_MODEL
+    from training.registry import CHURN_MODEL, HEALTH_MODEL, champion_services, configure
 
     champions = champion_services(configure(settings.tracking_uri), (CHURN_MODEL, HEALTH_MODEL))
     services = (cfg.feature_service, cfg.health_service, *(s for s in champions if s in SERVICES))

@@ -12,7 +12,7 @@ from training.baseline import make_logistic_baseline
 from training.config import ExperimentConfig
 from training.models import feature_matrix
 from training.monotone import monotone_constraints
-from training.pipeline import evaluation_table, fit_churn, fit_unconstrained, refit_split
+from training.pipeline import ChurnFit, evaluation_table, fit_churn, fit_unconstrained, refit_split
 from training.refit import deployed_fit, refit_check
 from training.train_job import health_inputs
 
@@ -26,13 +26,20 @@ def _small_experiment(trials: int, max_rounds: int, budget: float) -> Experiment
     return cfg.model_copy(update={"tuning": tuning})
 
 
+def _fitted(
+    data: pd.DataFrame, columns: list[str], cfg: ExperimentConfig
+) -> tuple[pd.DataFrame, np.ndarray, pd.Series, ChurnFit]:
+    """The feature matrix, labels and instants of ``data`` and the churn fit on them."""
+    X, y = feature_matrix(data, columns), data["label"].to_numpy()
+    stamps = data["event_timestamp"]
+    return X, y, stamps, fit_churn(X, y, stamps, cfg, threads=1)
+
+
 def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: SimulatedSet) -> None:
     data = simulated.frame
     cfg = _small_experiment(trials=3, max_rounds=80, budget=120)
     columns = service_columns(CHURN_SERVICE)
-    X, y = feature_matrix(data, columns), data["label"].to_numpy()
-    stamps = data["event_timestamp"]
-    fit = fit_churn(X, y, stamps, cfg, threads=1)
+    X, y, stamps, fit = _fitted(data, columns, cfg)
     assert trained_constraints(fit.model) == monotone_constraints(columns)
 
     split = fit.split
@@ -86,9 +93,7 @@ def test_the_deployed_refit_sees_every_row_and_the_check_sees_none_of_its_half(
     data = simulated.frame
     cfg = _small_experiment(trials=2, max_rounds=60, budget=60)
     columns = service_columns(CHURN_SERVICE)
-    X, y = feature_matrix(data, columns), data["label"].to_numpy()
-    stamps = data["event_timestamp"]
-    fit = fit_churn(X, y, stamps, cfg, threads=1)
+    X, y, stamps, fit = _fitted(data, columns, cfg)
     horizon = pd.Timedelta(days=cfg.horizon_days)
 
     # the refit's split: the newest slice calibrates (inside the evaluation's holdout), the
