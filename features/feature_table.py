@@ -4,11 +4,12 @@ One row per supplier active at each grid day ``d``, stamped ``event_timestamp = 
 (00:00 UTC, the end of day ``d``), using only data dated on or before ``d``. "Active" follows the
 contract: signed up at or before that instant, and no cancellation at or before it.
 
-How: every table becomes per-supplier daily event counts; cumulative sums of those are joined to
-the grid with ASOF joins at ``d``, ``d - 7``, ``d - 30``, ``d - 60`` and ``d - 90``, so any window
-is a difference of two cumulative values. This is point-in-time correct by construction, works
-for any set of grid days, and costs a sort of the events plus a merge per look-back, with no
-Python loop over suppliers or days.
+How: every table becomes per-supplier daily event counts; cumulative sums of those are looked up
+for each grid row as an ASOF join would (the supplier's latest row on or before the day) at ``d``,
+``d - 7``, ``d - 30``, ``d - 60`` and ``d - 90``, so any window is a difference of two cumulative
+values. This is point-in-time correct by construction, works for any set of grid days, and costs
+a sort of the events plus a binary search per grid row and look-back, with no Python loop over
+suppliers or days.
 
 :func:`feature_rows_for` gives the same rows for chosen (supplier, day) pairs only, for scoring a
 few suppliers on days the table lacks without building those days for everyone.
@@ -193,22 +194,29 @@ def _running_specs() -> list[RunningTotals]:
     ]
 
 
-def _register_running(con: duckdb.DuckDBPyConnection, spec: RunningTotals) -> None:
-    """Compute ``spec``'s running totals and register them as the table ``spec.name``.
+def _running_table(con: duckdb.DuckDBPyConnection, spec: RunningTotals, grid: str) -> pa.Table:
+    """``spec``'s running totals of the suppliers in ``grid``: ``sid``, ``day`` and the sums,
+    sorted by supplier number and day.
 
-    The rows come out of DuckDB sorted by supplier and day, and each supplier's sums are one
-    sequential pass (:mod:`features.running`), where a DuckDB window aggregate took several
-    times as long per column.
+    The rows come out of DuckDB sorted, and each supplier's sums are one sequential pass
+    (:mod:`features.running`), where a DuckDB window aggregate took several times as long per
+    column.
     """
     from features.running import segmented_cumsum, segmented_last_where
 
-    table = con.sql(f"select * from ({spec.daily}) order by supplier_id, day").to_arrow_table()
-    n = table.num_rows
-    ids = table.column("supplier_id")
-    first = np.ones(n, bool)
-    if n > 1:
-        first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-    columns: dict[str, pa.Array] = {"supplier_id": ids, "day": table.column("day")}
+    table = con.sql(f"""
+        select s.sid, d.* exclude (supplier_id)
+        from ({spec.daily}) d join sup s using (supplier_id)
+        where s.sid in (select sid from {grid})
+        order by s.sid, d.day
+    """).to_arrow_table()
+    sid = table.column("sid").to_numpy()
+    first = np.ones(len(sid), bool)
+    first[1:] = sid[1:] != sid[:-1]
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "sid": table.column("sid"),
+        "day": table.column("day"),
+    }
     if spec.last_day is not None:
         column, out = spec.last_day
         day = table.column("day").cast(pa.int32()).to_numpy().astype(np.int64)
@@ -225,13 +233,7 @@ def _register_running(con: duckdb.DuckDBPyConnection, spec: RunningTotals) -> No
         running = segmented_cumsum(values.reshape(-1, 1), first)[:, 0]
         del values
         columns[f"c_{name}"] = pa.array(running, kind)
-    # into DuckDB's own storage, under its memory limit (spilled beyond it), and out of Python's
-    del table, ids, first
-    con.register("_running", pa.table(columns))
-    del columns
-    con.execute(f"create temp table {spec.name} as select * from _running")
-    con.unregister("_running")
-    pa.default_memory_pool().release_unused()
+    return pa.table(columns).combine_chunks()
 
 
 def _sources_sql() -> list[str]:
@@ -343,8 +345,7 @@ def _sources_sql() -> list[str]:
 
 
 # Per source: its cumulative table, the columns to look up and the look-back days (0: the grid
-# day itself). One ASOF join per source over (grid row, look-back) pairs, pivoted to one row per
-# grid row, keeps every join narrow.
+# day itself); see _look_up.
 _LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
     "a": (
         "cum_act",
@@ -391,22 +392,89 @@ _LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
 }
 
 
-def _lookup_sql(alias: str, grid: str = "grid", prefix: str = "look") -> str:
-    """``<prefix>_<alias>``: the source's running values at each row of ``grid`` at its
-    look-back days."""
-    table, columns, offsets = _LOOKUPS[alias]
-    pivot = ", ".join(
-        f"max(c.{c}) filter (where l.k = {k}) as {c}__{k}" for c in columns for k in offsets
+def _sorted_source(con: duckdb.DuckDBPyConnection, table: str, grid: str) -> pa.Table:
+    """A lookup source's rows of the suppliers in ``grid``, sorted by supplier number and day:
+    running totals made in Python, or one of the smaller tables made by :func:`_sources_sql`."""
+    running = {spec.name: spec for spec in _running_specs()}
+    if table in running:
+        return _running_table(con, running[table], grid)
+    return (
+        con.sql(f"""
+        select s.sid, c.* exclude (supplier_id)
+        from {table} c join sup s using (supplier_id)
+        where s.sid in (select sid from {grid})
+        order by s.sid, c.day
+    """)
+        .to_arrow_table()
+        .combine_chunks()
     )
-    values = ", ".join(f"({k})" for k in offsets)
-    return f"""
-    create temp table {prefix}_{alias} as
-    select l.rid, {pivot}
-    from (select g.rid, g.supplier_id, g.day - o.k as qday, o.k
-          from {grid} g cross join (values {values}) o(k)) l
-    asof left join {table} c on l.supplier_id = c.supplier_id and l.qday >= c.day
-    group by l.rid
+
+
+def _store(con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table, create: bool) -> None:
+    """Copy ``rows`` into DuckDB's temp table ``name`` (made by the first part), out of Python's
+    memory into DuckDB's (spilled beyond its limit)."""
+    con.register("_part", rows)
+    if create:
+        con.execute(f"create or replace temp table {name} as select * from _part")
+    else:
+        con.execute(f"insert into {name} select * from _part")
+    con.unregister("_part")
+
+
+def _look_up(
+    con: duckdb.DuckDBPyConnection, grid: str = "grid", part_rows: int = 1_000_000
+) -> None:
+    """``look_<alias>`` for each source of :data:`_LOOKUPS`: its running values at each row of
+    ``grid`` at the look-back days (``<column>__<days back>``), as an ASOF join would match them
+    (the supplier's latest row on or before the day; null before the first); and ``look_q``: the
+    logins before the current billing period, the login total on the day before the last
+    successful payment (rows with a payment only).
+
+    Each source is sorted once, and the matches are binary searches over its (supplier, day)
+    keys (:func:`features.running.asof_positions`), a few seconds where DuckDB's ASOF joins
+    of every (row, look-back) pair took minutes; the grid goes in parts of ``part_rows`` rows
+    so that only one part's looked-up columns are in Python's memory at a time.
     """
+    from features.running import asof_positions, day_keys
+
+    rows = con.sql(f"select rid, sid, day from {grid} order by rid").to_arrow_table()
+    rid = rows.column("rid").combine_chunks()
+    sid = rows.column("sid").to_numpy()
+    day = rows.column("day").cast(pa.int32()).to_numpy()
+    del rows
+    aliases: dict[str, list[str]] = {}
+    for alias, (table, _, _) in _LOOKUPS.items():
+        aliases.setdefault(table, []).append(alias)
+    pay_day: list[pa.Array] = []
+    # the payments first: the logins before the period need each row's last payment day
+    for table in sorted(aliases, key=lambda t: t != "pay_ok"):
+        source = _sorted_source(con, table, grid)
+        keys = day_keys(
+            source.column("sid").to_numpy(), source.column("day").cast(pa.int32()).to_numpy()
+        )
+        for alias in aliases[table]:
+            _, columns, offsets = _LOOKUPS[alias]
+            for start in range(0, max(len(sid), 1), part_rows):
+                part = slice(start, start + part_rows)
+                looked: dict[str, pa.Array] = {"rid": rid[part]}
+                for k in offsets:
+                    pos = asof_positions(keys, day_keys(sid[part], day[part] - k))
+                    match = pa.array(pos, mask=pos < 0)
+                    for c in columns:
+                        looked[f"{c}__{k}"] = source.column(c).take(match)
+                if alias == "p":
+                    pay_day.append(looked["pay_day__0"].combine_chunks())
+                _store(con, f"look_{alias}", pa.table(looked), create=start == 0)
+        if table == "cum_act":
+            paid = pa.concat_arrays(pay_day) if pay_day else pa.array([], pa.date32())
+            has = paid.is_valid().to_numpy(zero_copy_only=False)
+            before = paid.filter(has).cast(pa.int32()).to_numpy() - 1
+            pos = asof_positions(keys, day_keys(sid[has], before))
+            logins = source.column("c_logins").take(pa.array(pos, mask=pos < 0))
+            period = {"rid": rid.filter(has), "logins_before_period": pc.fill_null(logins, 0)}
+            _store(con, "look_q", pa.table(period), create=True)
+        del source, keys
+        pa.default_memory_pool().release_unused()
 
 
 def _covered(k: int) -> str:
@@ -446,17 +514,6 @@ def _snap_cycle(interval: str) -> str:
         for c in BILLING_CYCLES
     )
     return f"case {cases} else ({interval})::double end"
-
-
-# The logins before the current billing period: the running login total on the day before the
-# last successful payment (one ASOF join at a per-row day).
-_PERIOD_SQL = """
-    create temp table look_q as
-    select l.rid, coalesce(c.c_logins, 0) as logins_before_period
-    from (select g.rid, g.supplier_id, p.pay_day__0 - 1 as qday
-          from grid g join look_p p using (rid) where p.pay_day__0 is not null) l
-    asof left join cum_act c on l.supplier_id = c.supplier_id and l.qday >= c.day
-"""
 
 
 # The three features the cohort averages are taken of, and what they need to be computed: one
@@ -727,7 +784,9 @@ def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyCon
         con.execute(f"""
             create temp table sup as
             with h as (select {HISTORY_START_SQL} as history_start)
-            select s.supplier_id, s.vendor_type, s.signup_at, s.signup_at::date as signup_day,
+            -- sid: the supplier's number, in supplier_id order (the lookups' key)
+            select s.supplier_id, (row_number() over (order by s.supplier_id))::integer as sid,
+                   s.vendor_type, s.signup_at, s.signup_at::date as signup_day,
                    c.cancelled_at, {TIER_RANK.format("s.subscription_tier")} as tier_now,
                    case when s.country in ({southern}) then 'southern' else 'northern' end
                        as hemisphere,
@@ -736,8 +795,6 @@ def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyCon
         """)
         for sql in _sources_sql():
             con.execute(sql)
-        for spec in _running_specs():
-            _register_running(con, spec)
     except BaseException:
         con.close()
         raise
@@ -749,8 +806,8 @@ def _read(
 ) -> Iterator[pd.DataFrame]:
     """The features of ``grid``'s rows with their cohort means: from the grid's own rows when
     ``cohort_of_grid`` (a grid of whole days), else from a ``cohort`` table made beforehand."""
-    for sql in (*(_lookup_sql(alias) for alias in _LOOKUPS), _PERIOD_SQL, _features_sql()):
-        con.execute(sql)
+    _look_up(con)
+    con.execute(_features_sql())
     if cohort_of_grid:
         con.execute(_COHORT_SQL.format(rows="feat"))
     reader = con.sql(_OUTPUT_SQL + " order by f.event_timestamp, f.supplier_id")

@@ -38,3 +38,21 @@ def segmented_last_where(day: np.ndarray, positive: np.ndarray, first: np.ndarra
             last = day[i]
         out[i] = last
     return out
+
+
+def day_keys(sid: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """One sortable int64 per (supplier number, day): the supplier in the high 32 bits, the day
+    (days since 1970, biased to be non-negative) in the low ones, so that sorting by key sorts by
+    supplier, then day."""
+    return (sid.astype(np.int64) << 32) | (day.astype(np.int64) + (1 << 31))
+
+
+def asof_positions(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each ``query`` key, the position of the last of the sorted ``keys`` at or before it
+    with the same supplier (an ASOF join's match: the same supplier's latest row on or before
+    the query day); -1 where that supplier has no row on or before the day."""
+    pos = np.searchsorted(keys, query, side="right") - 1
+    found = pos >= 0
+    found[found] = (keys[pos[found]] >> 32) == (query[found] >> 32)
+    pos[~found] = -1
+    return pos
