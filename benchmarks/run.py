@@ -74,7 +74,7 @@ def bench_simulator(suppliers: int, days: int, workdir: Path) -> Result:
     code = f"""
 import json
 from pathlib import Path
-from features.simulator import SimulationConfig, simulate
+from simulator import SimulationConfig, simulate
 s = simulate(SimulationConfig(suppliers={suppliers}, days={days}, seed=1),
              Path({str(workdir / "sim")!r}), overwrite=True)
 emit(({{"rows": s.rows, "monthly_churn_rate": round(s.monthly_churn_rate, 4),
@@ -118,7 +118,7 @@ from pathlib import Path
 from wedsync_cs.settings import Settings
 from wedsync_cs.feature_jobs import store_config
 from feature_repo.store import open_store
-from training.dataset import historical_features
+from feature_repo.readers import historical_features
 settings = Settings(home=Path({str(workdir / "home")!r}))
 keys = pq.read_table(settings.feature_table_path, columns=["supplier_id", "event_timestamp"])
 keys = keys.to_pandas()
@@ -174,16 +174,15 @@ emit(({{"materialize_seconds": round(materialize_s, 1), "reads": {reads},
 
 
 def bench_incremental(workdir: Path) -> Result:
-    """One more day of data: a build on all but the last day, then an incremental build."""
-    code = f"""
-import json, time
+    """One more day of data: a build on all but the last day, then an incremental build. The
+    export of all but the last day is written by a process of its own, so that the peak memory
+    is the builds'."""
+    prepare = f"""
 from pathlib import Path
 import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 from features.as_of import export_at
 from features.raw_reader import load_raw
 from features.feature_table import connect, data_span
-from wedsync_cs.settings import Settings
-from wedsync_cs.feature_jobs import build_features
 raw = Path({str(workdir / "sim" / "raw")!r})
 tables = load_raw(raw)
 con = connect(tables.frames); first, last = data_span(con); con.close()
@@ -191,7 +190,16 @@ yesterday = Path({str(workdir / "yesterday")!r}); yesterday.mkdir(exist_ok=True)
 for name, frame in export_at(tables.frames, pd.Timestamp(last, tz="UTC")).items():
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table, yesterday / f"{{name}}.parquet")
-del tables
+emit({{}})
+"""
+    _child(prepare)
+    code = f"""
+import json, time
+from pathlib import Path
+from wedsync_cs.settings import Settings
+from wedsync_cs.feature_jobs import build_features
+raw = Path({str(workdir / "sim" / "raw")!r})
+yesterday = Path({str(workdir / "yesterday")!r})
 settings = Settings(home=Path({str(workdir / "home_inc")!r}))
 full = build_features(settings, yesterday)
 t0 = time.perf_counter()
@@ -205,7 +213,7 @@ emit(({{"yesterday_full_seconds": full.seconds, "incremental_seconds": inc.secon
     return Result("one more day: full + incremental", seconds, peak, 600, 8, details)
 
 
-# Simulator options that shape exports unlike the default (features.simulator.SimulationConfig):
+# Simulator options that shape exports unlike the default (simulator.SimulationConfig):
 # accounts older than the event history (13 months of them, the history two years long),
 # plans that cancel only at renewal (30 % yearly), usage of some features that raises churn.
 SCENARIOS: dict[str, dict] = {
@@ -234,7 +242,7 @@ def bench_train(
     code = f"""
 import json, time
 from pathlib import Path
-from features.simulator import SimulationConfig, simulate
+from simulator import SimulationConfig, simulate
 from wedsync_cs.settings import Settings
 from wedsync_cs.model_jobs import train
 data = Path({str(workdir / "train_sim")!r})
@@ -296,7 +304,7 @@ from training.config import load_experiment
 from training.metrics import evaluate
 from training.models import feature_matrix
 from training.pipeline import window_split
-from training.train_job import join_truth
+from training.truth import join_truth
 from wedsync_cs.feature_jobs import training_set
 from wedsync_cs.settings import Settings
 data = Path({str(workdir / "train_sim")!r})
@@ -382,7 +390,7 @@ import json, time
 import numpy as np, pandas as pd
 from pathlib import Path
 from wedsync_cs.settings import Settings
-from training.predict import entity_status
+from serving.batch import entity_status
 from wedsync_cs.model_jobs import predict
 raw = Path({str(workdir / "train_sim" / "raw")!r})
 sup = pd.read_parquet(raw / "suppliers.parquet", columns=["supplier_id", "signup_at"])

@@ -43,21 +43,31 @@ def repo_config_dict(cfg: StoreConfig) -> dict:
     }
 
 
+def write_repo_config(cfg: StoreConfig) -> Path:
+    """Write the generated ``feature_store.yaml`` at the store's root (for Feast's own CLI);
+    the platform itself opens the store from the settings, not from this file."""
+    cfg.root.mkdir(parents=True, exist_ok=True)
+    path = cfg.root / "feature_store.yaml"
+    path.write_text(
+        "# Generated from the CS_* settings by wedsync-cs; edits are overwritten.\n"
+        + yaml.safe_dump(repo_config_dict(cfg), sort_keys=False)
+    )
+    return path
+
+
 def open_store(cfg: StoreConfig) -> FeatureStore:
-    """The Feast store at ``cfg.root``; writes the generated feature_store.yaml there."""
+    """The Feast store at ``cfg.root``, configured from ``cfg``; opening it writes nothing."""
     # ibis (Feast's DuckDB offline store) calls a DuckDB method DuckDB 2 deprecates; Feast's
     # import installs its own warning filters, so this one is set after it.
     warnings.filterwarnings("ignore", message=".*fetch_arrow_table", category=DeprecationWarning)
-    root = cfg.root
-    root.mkdir(parents=True, exist_ok=True)
     config = repo_config_dict(cfg)
-    (root / "feature_store.yaml").write_text(
-        "# Generated from the CS_* settings by wedsync-cs; edits are overwritten.\n"
-        + yaml.safe_dump(config, sort_keys=False)
+    return FeatureStore(
+        config=RepoConfig(repo_path=str(cfg.root), **config), repo_path=str(cfg.root)
     )
-    return FeatureStore(config=RepoConfig(repo_path=str(root), **config), repo_path=str(root))
 
 
 def apply_definitions(store: FeatureStore, cfg: StoreConfig) -> None:
+    """Publish the entity, views and services (and the generated ``feature_store.yaml``)."""
+    write_repo_config(cfg)
     views = feature_views(cfg.feature_table)
     store.apply([supplier, *views, *feature_services(views)])

@@ -1,4 +1,5 @@
-"""Batch predictions of the champion models for any (supplier, as-of instant) rows.
+"""Batch predictions of the champion models for any (supplier, as-of instant) rows
+(``wedsync-cs predict``).
 
 Pure steps: validate the entity rows, give each a status from the raw suppliers and
 cancellations (point in time: what was known at its instant), score the rows that have
@@ -13,11 +14,8 @@ most 8 days old at the instant, e.g. an instant long after the data ends). Rows 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -25,34 +23,24 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xgboost as xgb
 
-from features.catalog import HEALTH_FACTORS
-from training.calibration import IsotonicCalibrator
-from training.config import ExperimentConfig
-from training.explain import explain
-from training.health_model import HealthModel
-from training.models import feature_matrix
-from training.pipeline import calibrated_churn
-from training.risk import churn_risk, health_risk
+from feature_repo.readers import utc as _utc
+from serving.scorer import SCORE_COLUMNS, Scorer
 
 ENTITY_COLUMNS: Final = ("supplier_id", "as_of")
-TOP_FACTORS: Final = 3
+_SCORE_TYPES: Final = {
+    "churn_probability": pa.float64(),
+    "health_score": pa.float64(),
+    "health_churn_probability": pa.float64(),
+}
 OUTPUT_SCHEMA: Final = pa.schema(
     [
         ("supplier_id", pa.string()),
         ("as_of", pa.timestamp("us", tz="UTC")),
         ("status", pa.string()),
-        ("churn_probability", pa.float64()),
-        ("churn_risk", pa.string()),
-        ("health_score", pa.float64()),
-        ("health_churn_probability", pa.float64()),
-        ("health_risk", pa.string()),
-        *[(f"top_factor_{k}", pa.string()) for k in range(1, TOP_FACTORS + 1)],
+        *[(c, _SCORE_TYPES.get(c, pa.string())) for c in SCORE_COLUMNS],
     ]
 )
-
-SCORE_COLUMNS: Final = OUTPUT_SCHEMA.names[3:]
 
 
 class EntitiesError(ValueError):
@@ -117,10 +105,6 @@ def read_entities(path: Path) -> pd.DataFrame:
     return validate_entities(table, str(path))
 
 
-def _utc(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
-
-
 def entity_status(
     entities: pd.DataFrame, suppliers: pd.DataFrame, cancellations: pd.DataFrame
 ) -> np.ndarray:
@@ -150,185 +134,13 @@ def entity_status(
     return np.select([unknown, active.to_numpy()], ["unknown_supplier", "active"], "not_active")
 
 
-def feature_day(instants: pd.Series) -> pd.Series:
-    """The grid day whose feature row is the latest known at each instant (same index): the
-    row of day ``d`` is stamped ``d + 1`` 00:00 UTC, so an instant on day ``D`` reads ``D - 1``."""
-    return (_utc(instants).dt.floor("D") - pd.Timedelta(days=1)).dt.date
-
-
-def on_demand_features(
-    tables: Mapping[str, pd.DataFrame | pa.Table],
-    rows: pd.DataFrame,
-    services: Sequence[str],
-    threads: int = 2,
-) -> pd.DataFrame:
-    """The feature services' columns for ``rows`` (``supplier_id``, ``event_timestamp``: the
-    instant), computed for these suppliers on their feature days only
-    (:func:`features.feature_table.feature_rows_for`: the values the full table of those days
-    holds) instead of building those days for every supplier. Same index as ``rows``; a row
-    whose supplier has no feature row that day is all null.
-    """
-    from feature_repo.definitions import service_columns
-    from features.feature_table import feature_rows_for
-
-    days = feature_day(rows["event_timestamp"])
-    pairs = pd.DataFrame({"supplier_id": rows["supplier_id"].astype(str), "day": days})
-    table = feature_rows_for(tables, pairs, threads)
-    table["day"] = (table["event_timestamp"] - pd.Timedelta(days=1)).dt.date
-    columns = list(dict.fromkeys(c for s in services for c in service_columns(s)))
-    found = pairs.merge(
-        table[["supplier_id", "day", *columns]],
-        how="left",
-        on=["supplier_id", "day"],
-        validate="many_to_one",
-    )
-    found = found.drop(columns="day").set_axis(rows.index)
-    found.insert(1, "event_timestamp", rows["event_timestamp"])
-    return found
-
-
-@dataclass(frozen=True)
-class ChampionModels:
-    """The champion churn and health models, loaded from their JSON / UBJSON files."""
-
-    churn: xgb.XGBClassifier
-    calibrator: IsotonicCalibrator
-    columns: list[str]
-    health: HealthModel
-    churn_config: ExperimentConfig
-    health_config: ExperimentConfig
-    churn_version: str
-    health_version: str
-
-    @property
-    def feature_service(self) -> str:
-        return self.churn_config.feature_service
-
-    @property
-    def health_service(self) -> str:
-        return self.health_config.health_service
-
-
-@dataclass(frozen=True)
-class ChurnArtifacts:
-    """A registered churn model: booster, calibrator, its columns and its experiment."""
-
-    model: xgb.XGBClassifier
-    calibrator: IsotonicCalibrator
-    columns: list[str]
-    config: ExperimentConfig
-
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated churn probabilities of feature rows (the model's columns)."""
-        return calibrated_churn(
-            self.model, self.calibrator, feature_matrix(features, self.columns)
-        )
-
-
-@dataclass(frozen=True)
-class HealthArtifacts:
-    """A registered health calibration model and its experiment."""
-
-    model: HealthModel
-    config: ExperimentConfig
-
-
-def load_churn_model(uri: str, threads: int = 2) -> ChurnArtifacts:
-    """Download a logged churn model (``models:/churn/3``, ``models:/churn@champion``)."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory(prefix="cs-churn-") as tmp:
-        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
-        model = xgb.XGBClassifier(n_jobs=threads)
-        model.load_model(folder / "model.ubj")
-        extra = folder / "extra_files"
-        spec = json.loads((extra / "features.json").read_text())
-        return ChurnArtifacts(
-            model=model,
-            calibrator=IsotonicCalibrator.load(extra / "calibrator.json"),
-            columns=list(spec["columns"]),
-            config=ExperimentConfig.model_validate_json((extra / "experiment.json").read_text()),
-        )
-
-
-def load_health_model(uri: str) -> HealthArtifacts:
-    """Download a logged health calibration model (``models:/health_calibration/2``, ...)."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory(prefix="cs-health-") as tmp:
-        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
-        return HealthArtifacts(
-            model=HealthModel.from_json((folder / "health_model.json").read_text()),
-            config=ExperimentConfig.model_validate_json((folder / "experiment.json").read_text()),
-        )
-
-
-def load_champions(tracking_uri: str, threads: int = 2) -> ChampionModels:
-    """Download ``models:/churn@champion`` and ``models:/health_calibration@champion``.
-
-    Raises:
-        LookupError: a model has no champion yet (train first).
-    """
-    from mlflow.exceptions import MlflowException
-
-    from training.registry import CHAMPION, CHURN_MODEL, HEALTH_MODEL, configure
-
-    client = configure(tracking_uri)
-    versions = {}
-    for name in (CHURN_MODEL, HEALTH_MODEL):
-        try:
-            versions[name] = client.get_model_version_by_alias(name, CHAMPION).version
-        except MlflowException as err:
-            raise LookupError(
-                f"no {name}@{CHAMPION} in the MLflow registry at {tracking_uri}: run "
-                "`wedsync-cs train` first"
-            ) from err
-    churn = load_churn_model(f"models:/{CHURN_MODEL}/{versions[CHURN_MODEL]}", threads)
-    health = load_health_model(f"models:/{HEALTH_MODEL}/{versions[HEALTH_MODEL]}")
-    return ChampionModels(
-        churn=churn.model,
-        calibrator=churn.calibrator,
-        columns=churn.columns,
-        health=health.model,
-        churn_config=churn.config,
-        health_config=health.config,
-        churn_version=str(versions[CHURN_MODEL]),
-        health_version=str(versions[HEALTH_MODEL]),
-    )
-
-
-def top_positive_factors(contributions: pd.DataFrame, k: int = TOP_FACTORS) -> pd.DataFrame:
-    """Per row, the ``k`` columns with the largest positive contributions (None past them)."""
-    values = contributions.to_numpy(float)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    names = np.asarray(contributions.columns, dtype=object)[order]
-    positive = np.take_along_axis(values, order, axis=1) > 0
-    names = np.where(positive, names, None)
-    return pd.DataFrame(
-        names, index=contributions.index, columns=[f"top_factor_{i + 1}" for i in range(k)]
-    )
-
-
-def score_features(features: pd.DataFrame, models: ChampionModels) -> pd.DataFrame:
-    """Predictions for rows that have features (one output row per input row, same index)."""
-    X = feature_matrix(features, models.columns)
-    churn = calibrated_churn(models.churn, models.calibrator, X)
-    factors = features[list(HEALTH_FACTORS)].astype(float)
-    segment = features["health_segment"].astype(object)
-    score = models.health.score(factors, segment)
-    thresholds = models.churn_config.thresholds
-    out = pd.DataFrame(
-        {
-            "churn_probability": churn,
-            "churn_risk": churn_risk(churn, thresholds),
-            "health_score": score,
-            "health_churn_probability": models.health.calibrator.predict(score),
-            "health_risk": health_risk(score, models.health_config.thresholds),
-        },
-        index=features.index,
-    )
-    factors_by_family = explain(models.churn, X).by_family()
-    return out.join(top_positive_factors(factors_by_family))
+def predict_entities(entities: pd.DataFrame, status: np.ndarray, scorer: Scorer) -> pd.DataFrame:
+    """The output rows of validated entities with their statuses: the active ones scored by
+    ``scorer`` (whose reader reads each at its ``as_of``), every row in the entities' order."""
+    active = entities.reset_index(drop=True)[status == "active"]
+    scored = scorer.score(active) if len(active) else pd.DataFrame(columns=list(SCORE_COLUMNS))
+    scored = scored[scored["scored"]] if "scored" in scored else scored
+    return assemble(entities, status, scored)
 
 
 def assemble(entities: pd.DataFrame, status: np.ndarray, scored: pd.DataFrame) -> pd.DataFrame:

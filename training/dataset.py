@@ -6,7 +6,7 @@ in ``(t, t + H days]``. A row is used only when its label is fully observed by `
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -14,7 +14,6 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 
-from feature_repo.definitions import service_columns
 from features.feature_table import ACTIVE_AT, connect
 from features.history import EventHistory, covered_rows
 
@@ -119,35 +118,3 @@ def within_history(
         first_snapshot=kept["event_timestamp"].min() if len(kept) else None,
     )
     return kept, window
-
-
-def feature_refs(store, services: Sequence[str]) -> list[str]:
-    """The ``view:feature`` references of Feast feature services, each once, in order."""
-    refs = [
-        f"{projection.name_to_use()}:{field.name}"
-        for service in services
-        for projection in store.get_feature_service(service).feature_view_projections
-        for field in projection.features
-    ]
-    return list(dict.fromkeys(refs))
-
-
-def historical_features(
-    store, services: str | Sequence[str], entities: pd.DataFrame
-) -> pd.DataFrame:
-    """Point-in-time features of one or more Feast feature services for ``entities``, in one
-    Feast join (the union of the services' features: one pass over the offline store however
-    many services are asked for).
-
-    The result keeps the entity rows' order and extra columns (such as ``label``).
-    """
-    names = [services] if isinstance(services, str) else list(services)
-    ordered = entities.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
-    frame = store.get_historical_features(
-        entity_df=ordered, features=feature_refs(store, names)
-    ).to_df()
-    frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
-    missing = [c for name in names for c in service_columns(name) if c not in frame.columns]
-    if missing:
-        raise RuntimeError(f"feature service(s) {', '.join(names)} did not return {missing}")
-    return frame

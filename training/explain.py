@@ -26,18 +26,37 @@ class Explanation:
         families = {c: FEATURES[c][0] for c in self.values.columns}
         return self.values.T.groupby(families).sum().T
 
-    def top_factors(self, k: int = 3) -> list[list[str]]:
-        """Per row, the ``k`` families pushing churn up the most (largest positive share)."""
-        grouped = self.by_family()
-        order = np.argsort(-grouped.to_numpy(), axis=1)[:, :k]
-        return [list(grouped.columns[row]) for row in order]
+
+def top_positive_factors(contributions: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """Per row, the ``k`` columns with the largest positive contributions, largest first (None
+    past the positive ones): what pushes churn up the most."""
+    values = contributions.to_numpy(float)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    names = np.asarray(contributions.columns, dtype=object)[order]
+    positive = np.take_along_axis(values, order, axis=1) > 0
+    names = np.where(positive, names, None)
+    return pd.DataFrame(
+        names, index=contributions.index, columns=[f"top_factor_{i + 1}" for i in range(k)]
+    )
+
+
+class ChurnExplainer:
+    """Path-dependent TreeSHAP of one booster (the interventional kind rejects categorical
+    splits), built once and reused for every batch of rows."""
+
+    def __init__(self, model: xgb.XGBClassifier) -> None:
+        self._explainer = shap.TreeExplainer(model)
+
+    def explain(self, X: pd.DataFrame) -> Explanation:
+        values = np.asarray(self._explainer.shap_values(X), dtype=np.float64)
+        if values.ndim == 1:  # shap returns a flat vector for no rows
+            values = values.reshape(len(X), X.shape[1])
+        base = float(np.ravel(self._explainer.expected_value)[0])
+        return Explanation(
+            values=pd.DataFrame(values, columns=X.columns, index=X.index), base=base, features=X
+        )
 
 
 def explain(model: xgb.XGBClassifier, X: pd.DataFrame) -> Explanation:
-    """Path-dependent TreeSHAP (the interventional kind rejects categorical splits)."""
-    explainer = shap.TreeExplainer(model)
-    values = np.asarray(explainer.shap_values(X), dtype=np.float64)
-    base = float(np.ravel(explainer.expected_value)[0])
-    return Explanation(
-        values=pd.DataFrame(values, columns=X.columns, index=X.index), base=base, features=X
-    )
+    """One explanation of ``X`` (training's use; a scorer keeps a :class:`ChurnExplainer`)."""
+    return ChurnExplainer(model).explain(X)

@@ -17,6 +17,7 @@ import xgboost as xgb
 from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig
 from training.metrics import evaluate, gap_closed
+from training.model_files import calibrated_churn
 from training.models import make_churn_model
 from training.split import TimeSplit, holdout_split, time_folds
 from training.tuning import TuningResult, tune
@@ -41,13 +42,6 @@ def window_split(stamps: pd.Series, cfg: ExperimentConfig) -> WindowSplit:
     trees[np.flatnonzero(outer.train)[inner.train]] = True
     calibration[np.flatnonzero(outer.train)[inner.holdout]] = True
     return WindowSplit(trees=trees, calibration=calibration, holdout=outer.holdout, outer=outer)
-
-
-def calibrated_churn(
-    model: xgb.XGBClassifier, calibrator: IsotonicCalibrator, X: pd.DataFrame
-) -> np.ndarray:
-    """Calibrated churn probabilities of a model's feature matrix, shape (n,)."""
-    return calibrator.predict(model.predict_proba(X)[:, 1])
 
 
 @dataclass(frozen=True)

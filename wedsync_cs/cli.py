@@ -91,7 +91,7 @@ def simulate(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Simulate supplier behaviour; write a contract folder and the true churn probabilities."""
-    from features.simulator import SimulationConfig
+    from simulator import SimulationConfig
     from wedsync_cs.jobs import run_simulation
 
     try:
@@ -281,7 +281,7 @@ def predict(
     no_features.
     """
     from features.raw_reader import RawDataError
-    from training.predict import EntitiesError
+    from serving.batch import EntitiesError
     from wedsync_cs.model_jobs import predict as run_predict
 
     try:

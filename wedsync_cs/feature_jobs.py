@@ -24,6 +24,7 @@ from training.dataset import SnapshotCadence, TrainingWindow
 from wedsync_cs.settings import Settings
 
 if TYPE_CHECKING:  # Feast is slow to import: only the commands that need it import it
+    from feature_repo.readers import PointInTimeReader
     from feature_repo.store import StoreConfig
 
 
@@ -192,6 +193,27 @@ def last_build(settings: Settings) -> FeatureBuild:
     return FeatureBuild(**json.loads(meta.read_text()))
 
 
+def point_in_time_reader(settings: Settings, raw: Path, tables: RawTables) -> PointInTimeReader:
+    """The reader of each (supplier, instant)'s feature row in the export ``raw``: from the
+    offline store where its table was built from this folder, else computed from ``tables``
+    for those rows only. Nothing is built or registered."""
+    from feature_repo.readers import PointInTimeReader
+    from feature_repo.store import open_store
+
+    con = connect(tables.frames, settings.threads)
+    span = data_span(con)
+    con.close()
+    if not extends_last_build(settings, raw):
+        return PointInTimeReader(tables.frames, span, threads=settings.threads)
+    return PointInTimeReader(
+        tables.frames,
+        span,
+        store=open_store(store_config(settings)),
+        stored_days=frozenset(stored_days(settings.feature_table_path)),
+        threads=settings.threads,
+    )
+
+
 def materialize_features(settings: Settings, as_of: datetime | None = None) -> datetime:
     """Load each supplier's latest feature row up to ``as_of`` (default: end of the data)."""
     from feature_repo.definitions import FEATURE_TTL
@@ -229,8 +251,9 @@ def training_set(
         until: labels must be observed by then (default, and at the latest: the end of the
             data, so that no label is read as 0 merely because its window is not over).
     """
+    from feature_repo.readers import historical_features
     from feature_repo.store import open_store
-    from training.dataset import entity_rows, historical_features, snapshot_days, within_history
+    from training.dataset import entity_rows, snapshot_days, within_history
 
     tables = load_raw(raw)
     con = connect(tables.frames, settings.threads)

@@ -8,7 +8,7 @@ import pandas as pd
 import typer
 
 from features.raw_reader import RawTables
-from features.simulator import SimulationConfig, SimulationSummary
+from simulator import SimulationConfig, SimulationSummary
 from wedsync_cs.settings import Settings
 
 
@@ -49,7 +49,7 @@ def print_simulation(summary: SimulationSummary, out: Path) -> None:
 def run_simulation(
     config: SimulationConfig, out: Path, *, overwrite: bool = False
 ) -> SimulationSummary:
-    from features.simulator import simulate
+    from simulator import simulate
 
     summary = simulate(config, out, overwrite=overwrite)
     print_simulation(summary, out)
@@ -116,8 +116,8 @@ SHOWN_FEATURES = (
 def show_supplier(settings: Settings, supplier_id: str, as_of: pd.Timestamp) -> None:
     """Print a supplier's features from the online store and point-in-time at ``as_of``."""
     from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE
+    from feature_repo.readers import historical_features
     from feature_repo.store import open_store
-    from training.dataset import historical_features
     from wedsync_cs.feature_jobs import store_config
 
     store = open_store(store_config(settings))

@@ -1,12 +1,11 @@
 """The model jobs behind ``wedsync-cs train`` and ``predict``: settings, feature store and
-printing around :mod:`training.train_job` and :mod:`training.predict`."""
+printing around :mod:`training.train_job` and :mod:`serving.batch`."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +48,7 @@ def train(
     Returns:
         The :class:`training.train_job.TrainResult`.
     """
+    from simulator.files import find_truth
     from training.train_job import run_training, with_overrides
     from wedsync_cs.feature_jobs import training_set
 
@@ -77,6 +77,7 @@ def train(
     result = run_training(
         data.frame,
         cfg,
+        truth_path=find_truth(raw),
         window=data.window,
         raw=raw,
         tracking_uri=settings.tracking_uri,
@@ -199,28 +200,14 @@ def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> Pr
     """Score entity rows with the champion models, point in time; write ``out`` atomically.
 
     Raises:
-        training.predict.EntitiesError: the entities file is unusable (nothing is written).
+        serving.batch.EntitiesError: the entities file is unusable (nothing is written).
         LookupError: no champion model yet.
     """
-    from feature_repo.store import open_store
     from features.raw_reader import load_raw
-    from training.dataset import historical_features
-    from training.predict import (
-        assemble,
-        entity_status,
-        feature_day,
-        load_champions,
-        on_demand_features,
-        read_entities,
-        score_features,
-        write_predictions,
-    )
-    from wedsync_cs.feature_jobs import (
-        build_features,
-        extends_last_build,
-        store_config,
-        stored_days,
-    )
+    from serving.batch import entity_status, predict_entities, read_entities, write_predictions
+    from serving.scorer import Scorer
+    from training.registry import load_champions
+    from wedsync_cs.feature_jobs import point_in_time_reader
 
     entities = read_entities(entities_path)
     if settings.mlflow_tracking_uri is None and not (settings.mlflow_dir / "mlflow.db").exists():
@@ -231,39 +218,8 @@ def predict(settings: Settings, raw: Path, entities_path: Path, out: Path) -> Pr
     models = load_champions(settings.tracking_uri, settings.threads)
     tables = load_raw(raw)
     status = entity_status(entities, tables["suppliers"], tables["cancellations"])
-    active = entities[status == "active"].rename(columns={"as_of": "event_timestamp"})
-    scored = pd.DataFrame()
-    if len(active):
-        # the table as the cadence defines it; days it lacks are computed for these rows only
-        build = build_features(
-            settings, raw, incremental=extends_last_build(settings, raw), tables=tables
-        )
-        days = feature_day(active["event_timestamp"])
-        in_data = (days >= date.fromisoformat(build.first_day)) & (
-            days <= date.fromisoformat(build.last_day)
-        )
-        # days outside the data go to the store: its newest row, if recent enough, or none.
-        # Days in the data come from the store when it holds all of them; once some must be
-        # computed anyway, that one pass computes them all (the same values as the table's
-        # rows, value for value) rather than a second pass through the store for the rest.
-        on_grid = days.isin(list(stored_days(settings.feature_table_path))).to_numpy()
-        stored = ~in_data.to_numpy()
-        if on_grid[~stored].all():
-            stored |= on_grid
-        services = (models.feature_service, models.health_service)
-        parts = []
-        if stored.any():
-            store = open_store(store_config(settings))
-            keys = active.loc[stored, ["supplier_id", "event_timestamp"]]
-            parts.append(historical_features(store, services, keys).set_axis(keys.index))
-        if (~stored).any():
-            rows = active.loc[~stored, ["supplier_id", "event_timestamp"]]
-            parts.append(on_demand_features(tables.frames, rows, services, settings.threads))
-        features = pd.concat(parts).reindex(active.index)
-        present = features["tenure_days"].notna() & features["health_score"].notna()
-        if present.any():
-            scored = score_features(features[present], models)
-    frame = assemble(entities, status, scored)
+    scorer = Scorer(models, point_in_time_reader(settings, raw, tables))
+    frame = predict_entities(entities, status, scorer)
     write_predictions(frame, out)
     counts = frame["status"].value_counts().to_dict()
     summary = PredictSummary(

@@ -14,7 +14,7 @@ from features.as_of import export_at
 from features.catalog import FEATURES, KEY_COLUMNS
 from features.feature_table import build_feature_table, feature_rows_for
 from features.raw_reader import load_raw
-from features.simulator import SimulationConfig, simulate
+from simulator import SimulationConfig, simulate
 
 START = date(2024, 1, 1)
 DAYS = 200

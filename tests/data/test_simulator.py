@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from features import contract
 from features.raw_reader import load_raw
-from features.simulator import SimulationConfig, SimulationSummary, simulate
-from features.simulator.dynamics import (
+from simulator import SimulationConfig, SimulationSummary, simulate
+from simulator.dynamics import (
     Static,
     WeekContext,
     draw,
@@ -24,8 +24,8 @@ from features.simulator.dynamics import (
     transition,
     weekly_churn_hazard,
 )
-from features.simulator.population import draw_population
-from features.simulator.truth import true_churn_probability
+from simulator.population import draw_population
+from simulator.truth import true_churn_probability
 from wedsync_cs.cli import app
 from wedsync_cs.settings import get_settings
 

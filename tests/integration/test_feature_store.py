@@ -14,12 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE, SERVICES, service_columns
+from feature_repo.readers import historical_features
 from feature_repo.store import open_store
 from features.as_of import export_at
 from features.raw_reader import load_raw
-from features.simulator import SimulationConfig, simulate
+from simulator import SimulationConfig, simulate
 from tests.conftest import require_service
-from training.dataset import entity_rows, historical_features, snapshot_days
+from training.dataset import entity_rows, snapshot_days
 from wedsync_cs.feature_jobs import (
     build_features,
     materialize_features,
@@ -67,6 +68,20 @@ def test_build_writes_the_table_and_the_generated_repo_config(built: Settings) -
         service = store.get_feature_service(name)
         served = [f.name for v in service.feature_view_projections for f in v.features]
         assert sorted(served) == sorted(spec.columns), name
+
+
+def test_opening_the_store_to_read_writes_nothing(built: Settings) -> None:
+    def files() -> dict[Path, tuple[int, int]]:
+        return {
+            p: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in built.feature_store_dir.rglob("*")
+            if p.is_file()
+        }
+
+    before = files()
+    store = open_store(store_config(built))
+    assert CHURN_SERVICE in {s.name for s in store.list_feature_services()}
+    assert files() == before
 
 
 def test_historical_retrieval_is_point_in_time(built: Settings) -> None:

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from features.catalog import FAMILIES
-from features.simulator import SimulationConfig, simulate
+from simulator import SimulationConfig, simulate
 from tests.conftest import require_service
 from wedsync_cs.cli import app
 from wedsync_cs.settings import Settings, get_settings
@@ -252,10 +252,10 @@ def _entity_rows(raw: Path) -> pd.DataFrame:
 
 def test_predict_keeps_every_row_in_order_point_in_time(trained, sim: Path, tmp_path) -> None:
     from features.feature_table import build_feature_table
+    from training.evaluation import health_inputs
+    from training.model_files import calibrated_churn
     from training.models import feature_matrix
-    from training.pipeline import calibrated_churn
-    from training.predict import load_champions
-    from training.train_job import health_inputs
+    from training.registry import load_champions
     from wedsync_cs.feature_jobs import stored_days
 
     home, _ = trained
@@ -304,11 +304,59 @@ def test_predict_keeps_every_row_in_order_point_in_time(trained, sim: Path, tmp_
         table = build_feature_table(raw, [day])
         feature_row = table[table["supplier_id"] == row.supplier_id]
         factors, segment = health_inputs(feature_row)
-        assert row.health_score == pytest.approx(models.health.score(factors, segment)[0])
-        X = feature_matrix(feature_row, models.columns)
-        churn = calibrated_churn(models.churn, models.calibrator, X)[0]
+        assert row.health_score == pytest.approx(models.health.model.score(factors, segment)[0])
+        churn = calibrated_churn(
+            models.churn.booster,
+            models.churn.calibrator,
+            feature_matrix(feature_row, models.churn.columns),
+        )[0]
         assert row.churn_probability == pytest.approx(churn)
     assert not list(out.parent.glob(".*"))  # no temporary file left
+
+
+def test_scorer_on_the_online_store_gives_what_predict_gives(trained, sim: Path, tmp_path) -> None:
+    """The service's path (the registered champions, Feast's online store) and batch predict's
+    (point-in-time rows) score three suppliers alike at the newest materialised instant."""
+    from feature_repo.readers import OnlineFeatureReader
+    from feature_repo.store import open_store
+    from serving.scorer import SCORE_COLUMNS, Scorer
+    from training.registry import load_champions
+    from wedsync_cs.feature_jobs import last_build, store_config
+
+    home, _ = trained
+    result = invoke(home, "features", "materialize")
+    assert result.exit_code == 0, result.output
+    settings = Settings(home=home)
+    instant = last_build(settings).data_end
+    suppliers = pd.read_parquet(sim / "raw" / "suppliers.parquet")
+    cancelled = set(pd.read_parquet(sim / "raw" / "cancellations.parquet")["supplier_id"])
+    ids = [s for s in suppliers["supplier_id"] if s not in cancelled][:3]
+
+    scorer = Scorer(
+        load_champions(settings.tracking_uri),
+        OnlineFeatureReader(open_store(store_config(settings))),
+    )
+    online = scorer.score([*ids, "sup_nobody"])
+    assert online["scored"].tolist() == [True, True, True, False]
+    explained = scorer.explain(ids)
+    assert (
+        len(explained) == 3
+        and explained.drop(columns="base_log_odds").abs().sum(axis=1).gt(0).all()
+    )
+
+    entities = pd.DataFrame({"supplier_id": ids, "as_of": [instant] * 3})
+    path, out = tmp_path / "entities.parquet", tmp_path / "predictions.parquet"
+    pq.write_table(pa.Table.from_pandas(entities, preserve_index=False), path)
+    result = invoke(home, "predict", "--raw", sim / "raw", "--entities", path, "--out", out)
+    assert result.exit_code == 0, result.output
+    batch = pd.read_parquet(out)
+    assert (batch["status"] == "ok").all()
+    pd.testing.assert_frame_equal(
+        online.iloc[:3][list(SCORE_COLUMNS)].reset_index(drop=True),
+        batch[list(SCORE_COLUMNS)].astype(online[list(SCORE_COLUMNS)].dtypes.to_dict()),
+        check_exact=False,
+        rtol=1e-12,
+    )
 
 
 def test_predict_refuses_a_bad_entities_file_and_writes_nothing(tmp_path, make_raw) -> None:
@@ -350,8 +398,7 @@ def test_new_data_rescores_the_champion_on_the_new_holdout(
     """A run with more labelled data has another holdout: the champion of the earlier run is
     scored again on the new holdout (its evaluation fit, logged beside the registered refit,
     with the features of its own service version) before the alias moves."""
-    from training.predict import load_churn_model
-    from training.registry import configure
+    from training.registry import configure, load_churn_model
     from wedsync_cs.feature_jobs import training_set
     from wedsync_cs.model_jobs import train
 

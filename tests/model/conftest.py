@@ -23,13 +23,14 @@ import xgboost as xgb
 
 from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE, service_columns
 from features.raw_reader import load_raw
-from features.simulator import SimulationConfig, simulate
+from simulator import SimulationConfig, simulate
 from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig, load_experiment
+from training.evaluation import health_inputs
 from training.health_model import HealthFit, fit_health_model
+from training.model_files import calibrated_churn
 from training.models import feature_matrix, make_churn_model
-from training.pipeline import WindowSplit, calibrated_churn, window_split
-from training.train_job import health_inputs
+from training.pipeline import WindowSplit, window_split
 from wedsync_cs.feature_jobs import training_set
 from wedsync_cs.settings import Settings
 

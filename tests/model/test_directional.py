@@ -26,9 +26,9 @@ from features.feature_table import build_feature_table
 from features.health import add_health
 from features.validation import validate_tables
 from tests.model.conftest import FittedModels, SimulatedSet, trained_constraints
+from training.evaluation import health_inputs
 from training.health_model import HealthModel
 from training.monotone import CHURN_DIRECTIONS, monotone_constraints
-from training.train_job import health_inputs
 
 Tables = dict[str, pd.DataFrame]
 # Context of the supplier's cohort (the same vendor type and hemisphere on the same day), not

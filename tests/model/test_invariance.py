@@ -2,7 +2,7 @@
 
 Ids are swapped between suppliers (the hardest renaming: every id still exists, on another
 supplier) and rows are shuffled; each row's predictions must follow the row. Checked on the
-fitted models directly and through the batch prediction steps of ``training.predict`` (status,
+fitted models directly and through the batch prediction steps of ``serving.batch`` (status,
 scoring with SHAP factors, assembly in the entities' order), with real components only.
 """
 
@@ -12,12 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_repo.readers import FrameFeatureReader
 from features.catalog import KEY_COLUMNS
+from serving.batch import entity_status, predict_entities
+from serving.scorer import Scorer
 from tests.model.conftest import FittedModels, SimulatedSet, experiment
+from training.evaluation import health_inputs
 from training.explain import explain
+from training.model_files import Champions, ChurnModel, HealthCalibration
 from training.models import feature_matrix
-from training.predict import ChampionModels, assemble, entity_status, score_features
-from training.train_job import health_inputs
 
 ROWS = 2000
 
@@ -43,15 +46,11 @@ def renamed_and_shuffled(frame: pd.DataFrame, mapping: dict[str, str], seed: int
     return out.assign(supplier_id=out["supplier_id"].astype(str).map(mapping)), perm
 
 
-def champions(fitted: FittedModels) -> ChampionModels:
+def champions(fitted: FittedModels) -> Champions:
     cfg = experiment()
-    return ChampionModels(
-        churn=fitted.churn,
-        calibrator=fitted.calibrator,
-        columns=fitted.columns,
-        health=fitted.health.model,
-        churn_config=cfg,
-        health_config=cfg,
+    return Champions(
+        churn=ChurnModel(fitted.churn, fitted.calibrator, fitted.columns, cfg),
+        health=HealthCalibration(fitted.health.model, cfg),
         churn_version="test",
         health_version="test",
     )
@@ -92,13 +91,11 @@ def test_swapped_ids_and_shuffled_rows_leave_every_row_unchanged(
 
 
 def _predict(
-    entities: pd.DataFrame, features: pd.DataFrame, tables: dict, models: ChampionModels
+    entities: pd.DataFrame, features: pd.DataFrame, tables: dict, models: Champions
 ) -> pd.DataFrame:
-    """The pure steps of ``wedsync-cs predict`` after the feature lookup."""
+    """The steps of ``wedsync-cs predict``, reading the features from ``features``."""
     status = entity_status(entities, tables["suppliers"], tables["cancellations"])
-    active = status == "active"
-    scored = score_features(features[active].set_axis(entities.index[active]), models)
-    return assemble(entities, status, scored)
+    return predict_entities(entities, status, Scorer(models, FrameFeatureReader(features)))
 
 
 def test_batch_prediction_follows_its_rows_whatever_the_ids_and_order(
@@ -109,7 +106,7 @@ def test_batch_prediction_follows_its_rows_whatever_the_ids_and_order(
     entities = rows[list(KEY_COLUMNS)].set_axis(["supplier_id", "as_of"], axis=1)
     # a row for an id no supplier has, to check statuses move with their rows too
     entities.loc[len(entities)] = ["no-such-supplier", entities["as_of"].iloc[0]]
-    features = pd.concat([rows, rows.iloc[:1]], ignore_index=True)
+    features = rows
     out = _predict(entities, features, tables, models)
     assert (out["status"].iloc[:-1] == "ok").all() and out["status"].iloc[-1] == "unknown_supplier"
 
@@ -120,7 +117,10 @@ def test_batch_prediction_follows_its_rows_whatever_the_ids_and_order(
         for name, t in tables.items()
     }
     other_entities, perm = renamed_and_shuffled(entities, mapping)
-    other_features = features.iloc[perm].reset_index(drop=True)
+    # the features renamed too, in another order (the reader finds rows by key)
+    other_features = features.sample(frac=1, random_state=3).assign(
+        supplier_id=lambda f: f["supplier_id"].astype(str).map(mapping)
+    )
     other = _predict(other_entities, other_features, renamed, models)
 
     back = {v: k for k, v in mapping.items()}

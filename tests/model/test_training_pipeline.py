@@ -10,11 +10,11 @@ from feature_repo.definitions import CHURN_SERVICE, service_columns
 from tests.model.conftest import SimulatedSet, experiment, trained_constraints
 from training.baseline import make_logistic_baseline
 from training.config import ExperimentConfig
+from training.evaluation import health_inputs
 from training.models import feature_matrix
 from training.monotone import monotone_constraints
 from training.pipeline import ChurnFit, evaluation_table, fit_churn, fit_unconstrained, refit_split
 from training.refit import deployed_fit, refit_check
-from training.train_job import health_inputs
 
 
 def _small_experiment(trials: int, max_rounds: int, budget: float) -> ExperimentConfig:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from features.contract import VENDOR_TYPES
-from features.simulator.seasonality import season_table, wedding_profile
+from simulator.seasonality import season_table, wedding_profile
 
 MID_JAN, MID_APR, MID_JUL, MID_OCT = 15, 105, 196, 288
 

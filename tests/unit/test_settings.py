@@ -36,7 +36,7 @@ def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_importing_the_platform_does_nothing(tmp_path: Path) -> None:
     code = (
-        "import wedsync_cs.cli, wedsync_cs.jobs, features.raw_reader, features.simulator, "
+        "import wedsync_cs.cli, wedsync_cs.jobs, features.raw_reader, simulator, "
         "features.validation"
     )
     env = {k: v for k, v in os.environ.items() if k != "CS_HOME"}

@@ -7,17 +7,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from feature_repo.readers import feature_day
+from serving.batch import EntitiesError, assemble, entity_status, validate_entities
 from training.config import Thresholds, load_experiment
-from training.predict import (
-    EntitiesError,
-    assemble,
-    entity_status,
-    feature_day,
-    top_positive_factors,
-    validate_entities,
-)
+from training.explain import top_positive_factors
 from training.risk import band_table, bands_ordered, churn_risk, health_risk
-from training.train_job import join_truth, with_overrides
+from training.train_job import with_overrides
+from training.truth import join_truth
 from wedsync_cs.model_jobs import redact
 from wedsync_cs.settings import Settings
 

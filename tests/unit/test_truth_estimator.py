@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.simulator.dynamics import (
+from simulator.dynamics import (
     Static,
     WeekContext,
     draw,
@@ -13,8 +13,8 @@ from features.simulator.dynamics import (
     transition,
     weekly_churn_hazard,
 )
-from features.simulator.population import draw_population
-from features.simulator.truth import horizon_fractions, true_churn_probability
+from simulator.population import draw_population
+from simulator.truth import horizon_fractions, true_churn_probability
 
 
 def _context(n: int, week: int, rng: np.random.Generator) -> WeekContext:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from features.simulator.dynamics import (
+from simulator.dynamics import (
     State,
     Static,
     WeekContext,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import CORE_FEATURES
-from features.simulator.dynamics import Events, State, WeekContext, sigmoid
-from features.simulator.population import TIER_PRICE, Population
+from simulator.dynamics import Events, State, WeekContext, sigmoid
+from simulator.population import TIER_PRICE, Population
 
 # Monday..Sunday; the weekday of the data's first day shifts it.
 WEEKDAY_FACTOR = np.array([1.15, 1.15, 1.1, 1.05, 0.95, 0.75, 0.85], dtype=np.float32)

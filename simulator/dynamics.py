@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from features.contract import CORE_FEATURES
-from features.simulator.population import TIER_PRICE, Population
+from simulator.population import TIER_PRICE, Population
 
 DRAWS_NORMAL = ("engagement", "clients")
 DRAWS_UNIFORM = ("leave", "pay", "card", "ticket", "bad", "milestone", "feature", "tier")

@@ -80,6 +80,6 @@ Everything is vectorised over suppliers (numpy; no Python loop over suppliers) a
 for a seed.
 """
 
-from features.simulator.run import SimulationConfig, SimulationSummary, simulate
+from simulator.run import SimulationConfig, SimulationSummary, simulate
 
 __all__ = ["SimulationConfig", "SimulationSummary", "simulate"]

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features import contract
-from features.simulator.dynamics import (
+from simulator.dynamics import (
     State,
     Static,
     WeekContext,
@@ -25,8 +25,8 @@ from features.simulator.dynamics import (
     transition,
     weekly_churn_hazard,
 )
-from features.simulator.emission import Window, cancel_reason, emit_week
-from features.simulator.population import (
+from simulator.emission import Window, cancel_reason, emit_week
+from simulator.population import (
     BUSINESS_WORDS,
     COUNTRIES,
     FIRST_NAMES,
@@ -34,8 +34,8 @@ from features.simulator.population import (
     draw_population,
     with_yearly_plans,
 )
-from features.simulator.seasonality import season_table
-from features.simulator.truth import true_churn_probability
+from simulator.seasonality import season_table
+from simulator.truth import true_churn_probability
 
 US_PER_DAY = 86_400_000_000
 MIN_HISTORY_DAYS = 60  # what a history start must leave of the export

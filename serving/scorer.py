@@ -1,0 +1,105 @@
+"""The one way to score suppliers: champion models and a feature reader, the same for batch
+``predict``, the daily job and the service.
+
+Importing this module imports neither Optuna nor any training step: it needs the model files
+(:mod:`training.model_files`), the risk levels and the TreeSHAP explainer, nothing that fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from feature_repo.readers import FeatureReader, FeatureRows
+from features.catalog import HEALTH_FACTORS
+from training.explain import ChurnExplainer, top_positive_factors
+from training.model_files import Champions
+from training.risk import churn_risk, health_risk
+
+TOP_FACTORS: Final = 3
+SCORE_COLUMNS: Final = (
+    "churn_probability",
+    "churn_risk",
+    "health_score",
+    "health_churn_probability",
+    "health_risk",
+    *(f"top_factor_{k}" for k in range(1, TOP_FACTORS + 1)),
+)
+
+
+def _keys(keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(keys, pd.DataFrame):
+        return keys
+    return pd.DataFrame({"supplier_id": [str(k) for k in keys]})
+
+
+class Scorer:
+    """Scores and explains suppliers with the champions, reading features through ``reader``.
+
+    The TreeSHAP explainer is built once, here, not per call.
+    """
+
+    def __init__(self, models: Champions, reader: FeatureReader) -> None:
+        self.models = models
+        self.reader = reader
+        self.explainer = ChurnExplainer(models.churn.booster)
+
+    def features(self, keys: Sequence[str] | pd.DataFrame) -> FeatureRows:
+        """The champions' feature rows for ``keys`` (supplier ids, or key rows the reader
+        needs, such as ``supplier_id`` and ``as_of``)."""
+        return self.reader.read(_keys(keys), self.models.services)
+
+    @staticmethod
+    def scorable(rows: FeatureRows) -> np.ndarray:
+        """Rows with features and a health score (a score needs the factors it is made of)."""
+        return rows.found & rows.frame["health_score"].notna().to_numpy()
+
+    def score(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
+        """One row per key (same index): :data:`SCORE_COLUMNS`, null where the key has no
+        scorable feature row, and ``scored`` saying which have."""
+        rows = self.features(keys)
+        return self.score_rows(rows)
+
+    def score_rows(self, rows: FeatureRows) -> pd.DataFrame:
+        """:meth:`score` of feature rows already read."""
+        ok = self.scorable(rows)
+        out = pd.DataFrame(index=rows.frame.index, columns=list(SCORE_COLUMNS), dtype=object)
+        if ok.any():
+            out.loc[ok, list(SCORE_COLUMNS)] = self._score(rows.frame[ok])
+        for column in ("churn_probability", "health_score", "health_churn_probability"):
+            out[column] = pd.to_numeric(out[column]).astype("float64")
+        out["scored"] = ok
+        return out
+
+    def _score(self, features: pd.DataFrame) -> pd.DataFrame:
+        churn, health = self.models.churn, self.models.health
+        X = churn.matrix(features)
+        probability = churn.calibrator.predict(churn.booster.predict_proba(X)[:, 1])
+        factors = features[list(HEALTH_FACTORS)].astype(float)
+        segment = features["health_segment"].astype(object)
+        score = health.model.score(factors, segment)
+        out = pd.DataFrame(
+            {
+                "churn_probability": probability,
+                "churn_risk": churn_risk(probability, churn.config.thresholds),
+                "health_score": score,
+                "health_churn_probability": health.model.calibrator.predict(score),
+                "health_risk": health_risk(score, health.config.thresholds),
+            },
+            index=features.index,
+        )
+        families = self.explainer.explain(X).by_family()
+        return out.join(top_positive_factors(families, TOP_FACTORS))
+
+    def explain(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
+        """Per key with a scorable row: each feature's TreeSHAP contribution to the churn
+        model's log-odds (the base value in ``base_log_odds``); same index as the keys, those
+        without a row left out."""
+        rows = self.features(keys)
+        ok = self.scorable(rows)
+        X = self.models.churn.matrix(rows.frame[ok])
+        explanation = self.explainer.explain(X)
+        return explanation.values.assign(base_log_odds=explanation.base)
