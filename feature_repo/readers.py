@@ -167,6 +167,23 @@ class PointInTimeReader:
         self.stored_days = stored_days
         self.threads = threads
 
+    @classmethod
+    def of(
+        cls,
+        tables: dict[str, pd.DataFrame],
+        *,
+        store: FeatureStore | None = None,
+        stored_days: set[date] | frozenset[date] = frozenset(),
+        threads: int = 2,
+    ) -> PointInTimeReader:
+        """A reader over the export's own span (its first signup to its last day of data)."""
+        from features.feature_table import connect, data_span
+
+        con = connect(tables, threads)
+        span = data_span(con)
+        con.close()
+        return cls(tables, span, store=store, stored_days=frozenset(stored_days), threads=threads)
+
     def read(self, keys: pd.DataFrame, services: Sequence[str]) -> FeatureRows:
         from features.feature_table import feature_rows_for
 

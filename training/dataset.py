@@ -6,16 +6,21 @@ in ``(t, t + H days]``. A row is used only when its label is fully observed by `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import pyarrow as pa
 
-from features.feature_table import ACTIVE_AT, connect
-from features.history import EventHistory, covered_rows
+from features.feature_table import ACTIVE_AT, connect, data_span
+from features.history import EventHistory, covered_rows, event_history
+from features.raw_reader import load_raw
+
+if TYPE_CHECKING:
+    from feature_repo.build import FeatureTableConfig
 
 SnapshotCadence = Literal["daily", "weekly", "monthly"]
 
@@ -118,3 +123,60 @@ def within_history(
         first_snapshot=kept["event_timestamp"].min() if len(kept) else None,
     )
     return kept, window
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Labelled rows with their features, and the observation window that chose them."""
+
+    frame: pd.DataFrame
+    window: TrainingWindow
+
+
+def training_set(
+    cfg: FeatureTableConfig,
+    raw: Path,
+    services: Sequence[str],
+    cadence: SnapshotCadence,
+    horizon_days: int,
+    until: pd.Timestamp | None = None,
+) -> TrainingSet:
+    """Labelled entity rows at a cadence with the point-in-time features of ``services``.
+
+    The raw folder is validated once and the feature table gets rows at exactly the cadence's
+    days first (an incremental build adds the missing ones), so no entity row is served a
+    stale feature row. Only rows that the export's event history covers are kept (see
+    :mod:`features.history`): before it, every supplier looks silent and none churns.
+
+    Args:
+        until: labels must be observed by then (default, and at the latest: the end of the
+            data, so that no label is read as 0 merely because its window is not over).
+    """
+    from feature_repo.build import build_features, extends_last_build
+    from feature_repo.readers import historical_features
+    from feature_repo.store import open_store
+
+    tables = load_raw(raw)
+    con = connect(tables.frames, cfg.threads)
+    first, last = data_span(con)
+    history = event_history(con)
+    con.close()
+    days = snapshot_days(cadence, first, last)
+    end = pd.Timestamp(last + timedelta(days=1), tz="UTC")
+    # a label can only be observed with data: never past the end of the folder
+    until = end if until is None else min(pd.Timestamp(until).tz_convert("UTC"), end)
+    entities, window = within_history(
+        entity_rows(tables.frames, days, horizon_days, until),
+        tables["suppliers"][["supplier_id", "signup_at"]],
+        history,
+        horizon_days,
+    )
+    build_features(
+        cfg,
+        raw,
+        incremental=extends_last_build(cfg.table, raw),
+        extra_days=tuple(days),
+        tables=tables,
+    )
+    store = open_store(cfg.store)
+    return TrainingSet(historical_features(store, services, entities), window)

@@ -233,6 +233,14 @@ def train(
         float | None,
         typer.Option(min=1, help="Tuning time budget in seconds (overrides the experiment)."),
     ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="True churn probabilities of the rows (a simulator's truth.parquet): the "
+            "evaluation's ceiling. Default: truth.parquet beside or inside the raw folder, if "
+            "there is one."
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate, log and register the churn and health models.
 
@@ -244,8 +252,11 @@ def train(
     import pandas as pd
 
     from features.raw_reader import RawDataError
+    from simulator.files import find_truth
     from wedsync_cs.model_jobs import train as run_train
 
+    if truth is not None and not truth.is_file():
+        _fail(f"--truth {truth} is not a file")
     until = None
     if train_until is not None:
         day = _parse_date(train_until, "--train-until")
@@ -258,6 +269,7 @@ def train(
             train_until=until,
             trials=trials,
             time_budget=time_budget,
+            truth=truth or find_truth(raw),
         )
     except RawDataError as err:
         typer.secho(f"INVALID: {err}", fg=typer.colors.RED, err=True)

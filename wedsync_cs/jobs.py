@@ -181,7 +181,14 @@ def run_demo(
     supplier = latest.sort_values(["tenure_days", "supplier_id"]).iloc[len(latest) // 2]
     show_supplier(settings, supplier["supplier_id"], end - pd.Timedelta(days=56))
     typer.echo("")
-    train(settings, out / "raw", experiment, trials=trials, time_budget=time_budget)
+    train(
+        settings,
+        out / "raw",
+        experiment,
+        trials=trials,
+        time_budget=time_budget,
+        truth=out / "truth.parquet",
+    )
     typer.echo(
         f"\nNext: wedsync-cs predict --raw {out / 'raw'} --entities FILE --out FILE "
         "scores (supplier_id, as_of) rows with these champions."

@@ -42,13 +42,13 @@ def train(
     train_until: pd.Timestamp | None = None,
     trials: int | None = None,
     time_budget: float | None = None,
+    truth: Path | None = None,
 ):
     """Build the training set, fit, evaluate, record and gate; print what happened.
 
     Returns:
         The :class:`training.train_job.TrainResult`.
     """
-    from simulator.files import find_truth
     from training.train_job import run_training, with_overrides
     from wedsync_cs.feature_jobs import training_set
 
@@ -77,7 +77,7 @@ def train(
     result = run_training(
         data.frame,
         cfg,
-        truth_path=find_truth(raw),
+        truth_path=truth,
         window=data.window,
         raw=raw,
         tracking_uri=settings.tracking_uri,

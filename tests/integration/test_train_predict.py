@@ -200,7 +200,9 @@ def test_train_on_postgresql(postgres_uri: str, sim: Path, experiment: Path, tmp
 
     settings = Settings(home=tmp_path / "home", mlflow_tracking_uri=postgres_uri)
     until = pd.Timestamp("2024-12-01", tz="UTC")
-    result = train(settings, sim / "raw", experiment, train_until=until, trials=2)
+    result = train(
+        settings, sim / "raw", experiment, train_until=until, trials=2, truth=sim / "truth.parquet"
+    )
     assert list(result.evaluation.index) == MODELS
     # only labels observed by train_until: the last holdout row's window ends by then
     assert result.splits["holdout"].last + pd.Timedelta(days=30) <= until
@@ -251,12 +253,12 @@ def _entity_rows(raw: Path) -> pd.DataFrame:
 
 
 def test_predict_keeps_every_row_in_order_point_in_time(trained, sim: Path, tmp_path) -> None:
+    from feature_repo.build import stored_days
     from features.feature_table import build_feature_table
     from training.evaluation import health_inputs
     from training.model_files import calibrated_churn
     from training.models import feature_matrix
     from training.registry import load_champions
-    from wedsync_cs.feature_jobs import stored_days
 
     home, _ = trained
     entities = _entity_rows(sim / "raw")
@@ -409,8 +411,9 @@ def test_new_data_rescores_the_champion_on_the_new_holdout(
         _tiny("churn_v1", tmp_path),
         train_until=pd.Timestamp("2024-12-01", tz="UTC"),
         trials=2,
+        truth=sim / "truth.parquet",
     )
-    full = train(settings, sim / "raw", experiment, trials=2)
+    full = train(settings, sim / "raw", experiment, trials=2, truth=sim / "truth.parquet")
     assert early.holdout_id != full.holdout_id
     assert (early.config.feature_service, full.config.feature_service) == ("churn_v1", "churn_v2")
     # the early champion's training labels end before the new holdout starts: a clean comparison
@@ -459,13 +462,14 @@ def test_a_champion_that_saw_the_new_holdout_is_rescored_as_optimistic(
     from wedsync_cs.model_jobs import train
 
     settings = Settings(home=tmp_path / "home")
-    full = train(settings, sim / "raw", experiment, trials=2)
+    full = train(settings, sim / "raw", experiment, trials=2, truth=sim / "truth.parquet")
     early = train(
         settings,
         sim / "raw",
         experiment,
         train_until=pd.Timestamp("2024-12-01", tz="UTC"),
         trials=2,
+        truth=sim / "truth.parquet",
     )
     assert full.splits["calibration"].last + pd.Timedelta(days=30) >= early.splits["holdout"].first
     for registered in (early.churn, early.health):

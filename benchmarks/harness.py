@@ -1,0 +1,88 @@
+"""Running one benchmark function in a fresh interpreter, so that its wall time and peak memory
+(``ru_maxrss`` of that process) are its own.
+
+A benchmark is a function of a ``benchmarks`` module that takes JSON-able arguments and returns
+a JSON-able dict of figures. :func:`run_child` runs it by name (``module:function``) through
+``python -m benchmarks.harness``, which prints the returned dict and the peak memory after a
+marker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "BENCH_RESULT"
+
+
+@dataclass(frozen=True)
+class Result:
+    """A benchmark's wall time and peak memory with their targets, and its figures."""
+
+    name: str
+    seconds: float
+    peak_gb: float
+    target_seconds: float
+    target_gb: float
+    details: dict
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<34} {self.seconds:8.1f} s  (target {self.target_seconds:5.0f} s, "
+            f"ratio {self.seconds / self.target_seconds:4.2f})  {self.peak_gb:5.2f} GB  "
+            f"(target {self.target_gb:.0f} GB, ratio {self.peak_gb / self.target_gb:4.2f})"
+        )
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    seconds: float
+    peak_gb: float
+    details: dict
+
+
+def run_child(function: str, **kwargs: Any) -> ChildRun:
+    """Run ``benchmarks.<module>:<function>(**kwargs)`` in a fresh interpreter.
+
+    Raises:
+        RuntimeError: the benchmark failed (the message ends with its error output) or printed
+            no result.
+    """
+    began = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.harness", function, json.dumps(kwargs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    seconds = time.perf_counter() - began
+    if out.returncode:
+        raise RuntimeError(f"benchmark {function} failed:\n{out.stderr[-3000:]}")
+    found = [
+        json.loads(line.split(MARK, 1)[1]) for line in out.stdout.splitlines() if MARK in line
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"benchmark {function} printed no result:\n{out.stdout[-3000:]}")
+    return ChildRun(seconds, found[0]["peak_kb"] / 1024**2, found[0]["details"])
+
+
+def _main(function: str, arguments: str) -> None:
+    module, name = function.split(":")
+    call = getattr(importlib.import_module(f"benchmarks.{module}"), name)
+    details = call(**json.loads(arguments))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"\n{MARK}", json.dumps({"details": details, "peak_kb": peak}), flush=True)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1], sys.argv[2])

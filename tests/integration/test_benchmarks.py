@@ -1,0 +1,65 @@
+"""The benchmarks run (at a tiny size): each benchmark function in its own process, its figures
+printed with their targets and ratios. The figures themselves belong to benchmarks/README.md."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = re.compile(
+    r"^(?P<name>.+?)\s+(?P<seconds>[\d.]+) s  \(target\s+\d+ s, ratio [\d.]+\)\s+"
+    r"(?P<gb>[\d.]+) GB  \(target \d+ GB, ratio [\d.]+\)$"
+)
+
+
+def _run(tmp_path: Path, *args: str) -> dict[str, dict]:
+    out = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--workdir", str(tmp_path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    figures = {}
+    for head, details in zip(lines[::2], lines[1::2], strict=True):
+        match = LINE.match(head)
+        assert match, head
+        assert float(match["seconds"]) > 0 and float(match["gb"]) > 0
+        figures[match["name"].strip()] = json.loads(details)
+    return figures
+
+
+def test_feature_benchmarks_print_their_figures(tmp_path: Path) -> None:
+    figures = _run(
+        tmp_path,
+        "--suppliers", "150", "--days", "120", "--entity-rows", "300",
+        "--only", "validation", "--only", "features", "--only", "incremental",
+        "--only", "historical",
+    )  # fmt: skip
+    assert figures["simulate 150 x 120 d"]["rows"]["suppliers"] == 150
+    assert figures["validate that folder"]["ok"] is True
+    built = figures["features build (validate+DuckDB+Feast)"]
+    assert built["rows"] > 0 and built["days"] > 0
+    one_more = figures["one more day: incremental build"]
+    # the incremental table keeps yesterday's daily rows and adds today's
+    assert one_more["days_built"] == 1 and 0 < one_more["rows_written"] < built["rows"]
+    assert one_more["rows_total"] >= built["rows"]
+    assert figures["historical retrieval 300 rows"]["rows"] == 300
+
+
+def test_model_benchmarks_print_their_figures(tmp_path: Path) -> None:
+    figures = _run(
+        tmp_path,
+        "--train-suppliers", "300", "--days", "200", "--trials", "2", "--no-limit",
+        "--predict-rows", "100", "--only", "train", "--only", "predict",
+    )  # fmt: skip
+    train = figures["train 300 x 200 d, 2 trials (default)"]
+    assert {"churn_model", "logistic_baseline", "ceiling"} <= set(train["table"])
+    for span in ("recent", "history"):
+        assert figures[f"predict 100 rows ({span})"]["status"] == {"ok": 100}
