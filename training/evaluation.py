@@ -170,5 +170,5 @@ def evaluate_holdout(
         health_log_loss=health_log_losses(hold, y, models.health),
         bands=bands,
         bands_ordered=bands_ordered(bands),
-        explanation=explain(models.churn.model, sample),
+        explanation=explain(models.churn.model.booster, sample),
     )

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig
 from training.metrics import evaluate, gap_closed
-from training.model_files import calibrated_churn
+from training.model_files import ChurnModel, calibrated_churn
 from training.models import make_churn_model
 from training.split import TimeSplit, holdout_split, time_folds
 from training.tuning import TuningResult, tune
@@ -46,14 +45,16 @@ def window_split(stamps: pd.Series, cfg: ExperimentConfig) -> WindowSplit:
 
 @dataclass(frozen=True)
 class ChurnFit:
-    model: xgb.XGBClassifier
-    calibrator: IsotonicCalibrator
+    """A fitted churn model, as it would be deployed, with the tuning that chose its
+    configuration and the split it was fitted on."""
+
+    model: ChurnModel
     tuning: TuningResult
     split: WindowSplit
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated churn probabilities, shape (n,)."""
-        return calibrated_churn(self.model, self.calibrator, X)
+        """Calibrated churn probabilities of a feature matrix, shape (n,)."""
+        return calibrated_churn(self.model.booster, self.model.calibrator, X)
 
 
 def _fit_calibrated(
@@ -65,7 +66,7 @@ def _fit_calibrated(
     cfg: ExperimentConfig,
     threads: int,
     constrained: bool = True,
-) -> tuple[xgb.XGBClassifier, IsotonicCalibrator]:
+) -> ChurnModel:
     """The tuned configuration's trees on the ``trees`` rows, calibrated on ``calibration``."""
     model = make_churn_model(
         tuning.params,
@@ -76,7 +77,8 @@ def _fit_calibrated(
         constrained=constrained,
     ).fit(X[trees], y[trees])
     raw = model.predict_proba(X[calibration])[:, 1]
-    return model, IsotonicCalibrator().fit(raw, y[calibration])
+    calibrator = IsotonicCalibrator().fit(raw, y[calibration])
+    return ChurnModel(booster=model, calibrator=calibrator, columns=list(X.columns), config=cfg)
 
 
 def fit_churn(
@@ -95,8 +97,8 @@ def fit_churn(
         stamps[split.trees].reset_index(drop=True), cfg.folds, cfg.horizon_days, cfg.validate_from
     )
     tuning = tune(Xt.reset_index(drop=True), yt, folds, cfg.tuning, threads)
-    model, calibrator = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
-    return ChurnFit(model=model, calibrator=calibrator, tuning=tuning, split=split)
+    model = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
+    return ChurnFit(model=model, tuning=tuning, split=split)
 
 
 def fit_unconstrained(
@@ -104,10 +106,10 @@ def fit_unconstrained(
 ) -> ChurnFit:
     """The same configuration on the same rows without any monotone constraint: set beside the
     constrained fit on the holdout, it says what the constraints cost or gain."""
-    model, calibrator = _fit_calibrated(
+    model = _fit_calibrated(
         X, y, fit.split.trees, fit.split.calibration, fit.tuning, cfg, threads, constrained=False
     )
-    return ChurnFit(model=model, calibrator=calibrator, tuning=fit.tuning, split=fit.split)
+    return ChurnFit(model=model, tuning=fit.tuning, split=fit.split)
 
 
 def refit_split(stamps: pd.Series, cfg: ExperimentConfig) -> WindowSplit:
@@ -135,8 +137,8 @@ def refit_churn(
     the model that is deployed, whose trees end close to the data it will score (the evaluation
     fit's end more than a holdout and a calibration slice earlier)."""
     split = refit_split(stamps, cfg)
-    model, calibrator = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
-    return ChurnFit(model=model, calibrator=calibrator, tuning=tuning, split=split)
+    model = _fit_calibrated(X, y, split.trees, split.calibration, tuning, cfg, threads)
+    return ChurnFit(model=model, tuning=tuning, split=split)
 
 
 def evaluation_table(

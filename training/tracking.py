@@ -272,12 +272,6 @@ def record_runs(
     client = configure(tracking_uri)
     hold = frame[evaluation.rows].reset_index(drop=True)
     holdout_start = pd.to_datetime(hold["event_timestamp"], utc=True).min()
-    columns = list(models.columns)
-
-    def churn_of(fit) -> ChurnModel:
-        return ChurnModel(
-            booster=fit.model, calibrator=fit.calibrator, columns=columns, config=cfg
-        )
 
     with tempfile.TemporaryDirectory(prefix="cs-train-") as tmp:
         work = Path(tmp)
@@ -290,8 +284,8 @@ def record_runs(
                 _churn_params(models),
                 _churn_metrics(models, evaluation),
                 {
-                    "": churn_of(deployed.churn),
-                    EVALUATION_SUFFIX: churn_of(models.churn),
+                    "": deployed.churn.model,
+                    EVALUATION_SUFFIX: models.churn.model,
                 },
             ),
             (

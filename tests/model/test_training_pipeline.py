@@ -40,7 +40,7 @@ def test_pipeline_keeps_the_holdout_out_and_reports_every_model(simulated: Simul
     cfg = _small_experiment(trials=3, max_rounds=80, budget=120)
     columns = service_columns(CHURN_SERVICE)
     X, y, stamps, fit = _fitted(data, columns, cfg)
-    assert trained_constraints(fit.model) == monotone_constraints(columns)
+    assert trained_constraints(fit.model.booster) == monotone_constraints(columns)
 
     split = fit.split
     start = split.outer.holdout_start
@@ -109,8 +109,8 @@ def test_the_deployed_refit_sees_every_row_and_the_check_sees_none_of_its_half(
     factors, segment = health_inputs(data)
     deployed = deployed_fit(X, y, stamps, factors, segment, fit, cfg, threads=1)
     np.testing.assert_array_equal(deployed.churn.split.trees, split.trees)
-    assert deployed.churn.model.get_params()["n_estimators"] == fit.tuning.rounds
-    assert trained_constraints(deployed.churn.model) == monotone_constraints(columns)
+    assert deployed.churn.model.booster.get_params()["n_estimators"] == fit.tuning.rounds
+    assert trained_constraints(deployed.churn.model.booster) == monotone_constraints(columns)
     p = deployed.churn.predict(X)
     assert np.all((p >= 0) & (p <= 1)) and not np.allclose(p, fit.predict(X))
 
@@ -126,5 +126,5 @@ def test_the_deployed_refit_sees_every_row_and_the_check_sees_none_of_its_half(
 
     # the same configuration without monotone constraints, on the same rows
     free = fit_unconstrained(X, y, fit, cfg, threads=1)
-    assert trained_constraints(free.model) == {}
-    assert free.model.get_params()["n_estimators"] == fit.tuning.rounds
+    assert trained_constraints(free.model.booster) == {}
+    assert free.model.booster.get_params()["n_estimators"] == fit.tuning.rounds
