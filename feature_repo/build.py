@@ -77,20 +77,7 @@ def stored_days(path: Path) -> set[date]:
 
 def _validated_files(tables: RawTables, raw: Path, staging: Path) -> Path:
     """A folder of contract files holding exactly the valid rows: ``raw`` itself when nothing
-    was quarantined, else the valid rows written under CS_HOME."""
-    if tables.report.ok:
-        return raw
-    staging.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.frames.items():
-        pq.write_table(
-            pa.Table.from_pandas(frame, preserve_index=False), staging / f"{name}.parquet"
-        )
-    return staging
-
-
-def _validated_files(tables: RawTables, raw: Path, staging: Path) -> Path:
-    """A folder of contract files holding exactly the valid rows: ``raw`` itself when nothing
-    was quarantined, else the valid rows written under CS_HOME."""
+    was quarantined, else the valid rows written to ``staging``."""
     if tables.report.ok:
         return raw
     staging.mkdir(parents=True, exist_ok=True)

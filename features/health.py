@@ -24,6 +24,8 @@ SEGMENT_WEIGHTS: Final[dict[str, tuple[float, ...]]] = {
 NEW_USER_DAYS: Final = 30
 # Without these the score would call an account inactive for want of data: no score instead.
 REQUIRED_FACTORS: Final = ("login_frequency", "feature_adoption")
+# The brief's health bands: healthy from 75, at risk from 50 (the experiments' default
+# thresholds; training.risk.health_risk names a score's band).
 HEALTHY, AT_RISK = 75.0, 50.0
 
 
@@ -121,12 +123,6 @@ def health_score(
     required = [HEALTH_FACTORS.index(f) for f in REQUIRED_FACTORS]
     score = np.where(known[:, required].all(axis=1), score, np.nan)
     return pd.Series(100 * score, index=factors.index)
-
-
-def risk_level(score: np.ndarray | pd.Series) -> np.ndarray:
-    """healthy (>= 75), at_risk (>= 50), critical."""
-    s = np.asarray(score, dtype=float)
-    return np.where(s >= HEALTHY, "healthy", np.where(s >= AT_RISK, "at_risk", "critical"))
 
 
 def add_health(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -128,3 +129,22 @@ def require_service(name: str, host: str, port: int) -> None:
     if os.environ.get("CS_REQUIRE_SERVICES"):
         pytest.fail(f"{message} and CS_REQUIRE_SERVICES is set")
     pytest.skip(message)
+
+
+def _postgres_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as con:
+        con.execute(sql)
+
+
+@pytest.fixture
+def postgres_uri() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL at 127.0.0.1:5432, dropped afterwards."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"cs_test_{uuid.uuid4().hex[:10]}"
+    _postgres_admin(f"create database {name}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _postgres_admin(f"drop database if exists {name} with (force)")

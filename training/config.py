@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from feature_repo.definitions import SERVICES
+from features.health import AT_RISK, HEALTHY
 
 
 class _Frozen(BaseModel):
@@ -56,8 +57,8 @@ class Tuning(_Frozen):
 
 
 class Thresholds(_Frozen):
-    healthy: float = 75
-    at_risk: float = 50
+    healthy: float = HEALTHY
+    at_risk: float = AT_RISK
     churn_critical: float = 0.8
     churn_high: float = 0.6
     churn_medium: float = 0.4

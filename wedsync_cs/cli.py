@@ -25,6 +25,8 @@ app = typer.Typer(
 
 features_app = typer.Typer(no_args_is_help=True, help="Build, register and serve features.")
 app.add_typer(features_app, name="features")
+db_app = typer.Typer(no_args_is_help=True, help="The operational database: migrate and check.")
+app.add_typer(db_app, name="db")
 
 
 def _setup_logging() -> None:
@@ -308,9 +310,52 @@ def predict(
 @app.command()
 def config() -> None:
     """Show every setting, its environment variable and its current value."""
+    from serving.db.migrate import redact
+
     settings = get_settings()
     for name, field in type(settings).model_fields.items():
-        typer.echo(f"CS_{name.upper():<14} = {getattr(settings, name)!s:<24} {field.description}")
+        value = redact(str(getattr(settings, name)))
+        typer.echo(f"CS_{name.upper():<14} = {value:<24} {field.description}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the operational database (CS_DATABASE_URL) to the newest schema."""
+    from serving.db.migrate import DatabaseNotReadyError, redact, schema_state, upgrade
+    from wedsync_cs.database import operational_engine
+
+    settings = get_settings()
+    engine = operational_engine(settings)
+    where = redact(settings.operational_database_url)
+    try:
+        before = schema_state(engine).current
+        after = upgrade(engine)
+    except Exception as err:  # the driver's own error: unreachable, refused, ...
+        _fail(str(DatabaseNotReadyError(f"cannot migrate {where}: {err}")))
+        raise
+    finally:
+        engine.dispose()
+    if before == after.current:
+        typer.echo(f"{where}: already at revision {after.current} (the newest)")
+    else:
+        typer.echo(f"{where}: migrated from {before or 'an empty database'} to {after.current}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the operational database is at the newest schema (exit 1 when behind)."""
+    from serving.db.migrate import DatabaseNotReadyError, require_current, schema_state
+    from wedsync_cs.database import operational_engine
+
+    engine = operational_engine(get_settings())
+    try:
+        require_current(engine)
+        typer.echo(f"up to date: revision {schema_state(engine).current}")
+    except DatabaseNotReadyError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from err
+    finally:
+        engine.dispose()
 
 
 def _parse_date(text: str, option: str = "--start") -> date:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="MLflow tracking and registry store (e.g. postgresql+psycopg://...); "
         "default: SQLite under CS_HOME/mlflow.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="The operational database (SQLAlchemy URL, e.g. "
+        "postgresql+psycopg://user@host/db); default: SQLite under CS_HOME/db.",
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -97,6 +102,11 @@ class Settings(BaseSettings):
     def mlflow_artifact_root(self) -> Path:
         """Artifacts of every experiment, whatever the tracking store (never ./mlruns)."""
         return self.mlflow_dir / "artifacts"
+
+    @property
+    def operational_database_url(self) -> str:
+        """``CS_DATABASE_URL``, else a SQLite file in CS_HOME (its folder made on first use)."""
+        return self.database_url or f"sqlite:///{self.home_dir / 'db' / 'operational.db'}"
 
     def ensure_home(self) -> Path:
         """Create the home folder on first use (never at import)."""

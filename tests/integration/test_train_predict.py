@@ -3,8 +3,6 @@ the CLI) and on PostgreSQL, registered champions, no pickles, point-in-time pred
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from typer.testing import CliRunner
 
 from features.catalog import FAMILIES
 from simulator import SimulationConfig, simulate
-from tests.conftest import require_service
 from wedsync_cs.cli import app
 from wedsync_cs.settings import Settings, get_settings
 
@@ -174,24 +171,6 @@ def test_a_second_run_on_the_same_holdout_is_gated(trained, sim: Path, experimen
         assert client.get_run(second.run_id).data.tags["promotion"] == reason
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     _no_pickles(home)
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as con:
-        con.execute(sql)
-
-
-@pytest.fixture
-def postgres_uri() -> Iterator[str]:
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"mlflow_{uuid.uuid4().hex[:10]}"
-    _admin(f"create database {name}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _admin(f"drop database if exists {name} with (force)")
 
 
 @pytest.mark.integration

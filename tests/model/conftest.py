@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
@@ -28,7 +27,7 @@ from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig, load_experiment
 from training.evaluation import health_inputs
 from training.health_model import HealthFit, fit_health_model
-from training.model_files import calibrated_churn
+from training.model_files import ChurnModel
 from training.models import feature_matrix, make_churn_model
 from training.pipeline import WindowSplit, window_split
 from wedsync_cs.feature_jobs import training_set
@@ -51,19 +50,12 @@ class SimulatedSet:
 
 @dataclass(frozen=True)
 class FittedModels:
-    """The churn model and its calibrator, and the health model, fitted on one split."""
+    """The churn model (as deployed: booster, calibrator, columns) and the health model's fit,
+    on one split."""
 
-    columns: list[str]
     split: WindowSplit
-    churn: xgb.XGBClassifier
-    calibrator: IsotonicCalibrator
+    churn: ChurnModel
     health: HealthFit
-
-    def churn_probability(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated churn probabilities of feature rows, shape (n,)."""
-        return calibrated_churn(
-            self.churn, self.calibrator, feature_matrix(features, self.columns)
-        )
 
 
 def trained_constraints(model: xgb.XGBClassifier) -> dict[str, int]:
@@ -112,5 +104,9 @@ def fitted(simulated: SimulatedSet) -> FittedModels:
     factors, segment = health_inputs(frame)
     health = fit_health_model(factors, segment, y, split.trees, split.calibration)
     return FittedModels(
-        columns=columns, split=split, churn=churn, calibrator=calibrator, health=health
+        split=split,
+        churn=ChurnModel(
+            booster=churn, calibrator=calibrator, columns=columns, config=experiment()
+        ),
+        health=health,
     )

@@ -83,7 +83,7 @@ def null_ece(
 @pytest.fixture(scope="module")
 def scored(simulated: SimulatedSet, fitted: FittedModels) -> pd.DataFrame:
     frame = simulated.frame
-    raw = fitted.churn.predict_proba(feature_matrix(frame, fitted.columns))[:, 1]
+    raw = fitted.churn.booster.predict_proba(feature_matrix(frame, fitted.churn.columns))[:, 1]
     trees = fitted.split.trees
     assert not np.isnan(frame["p_true"].to_numpy()).any()
     return pd.DataFrame(
@@ -92,7 +92,7 @@ def scored(simulated: SimulatedSet, fitted: FittedModels) -> pd.DataFrame:
             "label": frame["label"].to_numpy(int),
             "p_true": frame["p_true"].to_numpy(float),
             "raw": raw,
-            "calibrated": fitted.calibrator.predict(raw),
+            "calibrated": fitted.churn.calibrator.predict(raw),
             # the mistake: calibrating on the trees' own rows
             "calibrated_on_trees": IsotonicCalibrator()
             .fit(raw[trees], frame["label"].to_numpy(int)[trees])

@@ -37,9 +37,11 @@ COHORT_CONTEXT = "cohort_logins_30d"
 
 
 def test_the_fitted_models_keep_their_directions(fitted: FittedModels) -> None:
-    assert trained_constraints(fitted.churn) == monotone_constraints(fitted.columns)
+    assert trained_constraints(fitted.churn.booster) == monotone_constraints(fitted.churn.columns)
     # the calibrators keep the order: churn probability up with the score, down with health
-    assert fitted.calibrator.increasing and np.all(np.diff(fitted.calibrator.y_thresholds_) >= 0)
+    assert fitted.churn.calibrator.increasing and np.all(
+        np.diff(fitted.churn.calibrator.y_thresholds_) >= 0
+    )
     for name, model in health_models(fitted).items():
         assert not model.calibrator.increasing, name
         assert np.all(np.diff(model.calibrator.y_thresholds_) <= 0), name
@@ -145,7 +147,7 @@ def assert_never_healthier(
     the change (a supplier may leave the power-user segment). Returns the churn probabilities
     before and after.
     """
-    p_before, p_after = fitted.churn_probability(before), fitted.churn_probability(after)
+    p_before, p_after = fitted.churn.predict(before), fitted.churn.predict(after)
     lower = p_after < p_before
     assert not lower.any(), f"{lower.sum()} of {len(lower)} rows got a lower churn probability"
     factors_b, segment = health_inputs(before)

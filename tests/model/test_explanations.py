@@ -52,9 +52,9 @@ def test_shap_values_sum_to_the_margin_of_the_constrained_model_on_simulated_row
     simulated: SimulatedSet, fitted: FittedModels
 ) -> None:
     rows = simulated.frame[fitted.split.holdout].sample(500, random_state=3)
-    X = feature_matrix(rows, fitted.columns)
-    e = explain(fitted.churn, X)
-    margin = fitted.churn.predict(X, output_margin=True)
+    X = feature_matrix(rows, fitted.churn.columns)
+    e = explain(fitted.churn.booster, X)
+    margin = fitted.churn.booster.predict(X, output_margin=True)
     np.testing.assert_allclose(e.values.sum(axis=1) + e.base, margin, atol=1e-4)
 
 

@@ -19,7 +19,7 @@ from serving.scorer import Scorer
 from tests.model.conftest import FittedModels, SimulatedSet, experiment
 from training.evaluation import health_inputs
 from training.explain import explain
-from training.model_files import Champions, ChurnModel, HealthCalibration
+from training.model_files import Champions, HealthCalibration
 from training.models import feature_matrix
 
 ROWS = 2000
@@ -49,7 +49,7 @@ def renamed_and_shuffled(frame: pd.DataFrame, mapping: dict[str, str], seed: int
 def champions(fitted: FittedModels) -> Champions:
     cfg = experiment()
     return Champions(
-        churn=ChurnModel(fitted.churn, fitted.calibrator, fitted.columns, cfg),
+        churn=fitted.churn,
         health=HealthCalibration(fitted.health.model, cfg),
         churn_version="test",
         health_version="test",
@@ -57,9 +57,9 @@ def champions(fitted: FittedModels) -> Champions:
 
 
 def test_ids_and_timestamps_never_enter_the_matrix(fitted: FittedModels, rows) -> None:
-    assert not set(KEY_COLUMNS) & set(fitted.columns)
-    assert fitted.churn.get_booster().feature_names == fitted.columns
-    assert list(feature_matrix(rows, fitted.columns).columns) == fitted.columns
+    assert not set(KEY_COLUMNS) & set(fitted.churn.columns)
+    assert fitted.churn.booster.get_booster().feature_names == fitted.churn.columns
+    assert list(feature_matrix(rows, fitted.churn.columns).columns) == fitted.churn.columns
 
 
 def test_swapped_ids_and_shuffled_rows_leave_every_row_unchanged(
@@ -70,14 +70,20 @@ def test_swapped_ids_and_shuffled_rows_leave_every_row_unchanged(
     other, perm = renamed_and_shuffled(rows, mapping)
     assert not (other["supplier_id"] == rows["supplier_id"].iloc[perm].to_numpy()).any()
 
-    churn = fitted.churn_probability(rows)
-    np.testing.assert_allclose(fitted.churn_probability(other), churn[perm], rtol=0, atol=1e-12)
-    X, X_other = feature_matrix(rows, fitted.columns), feature_matrix(other, fitted.columns)
-    margin = fitted.churn.predict(X, output_margin=True)
-    np.testing.assert_allclose(
-        fitted.churn.predict(X_other, output_margin=True), margin[perm], rtol=0, atol=1e-12
+    churn = fitted.churn.predict(rows)
+    np.testing.assert_allclose(fitted.churn.predict(other), churn[perm], rtol=0, atol=1e-12)
+    X, X_other = (
+        feature_matrix(rows, fitted.churn.columns),
+        feature_matrix(other, fitted.churn.columns),
     )
-    shap_rows, shap_other = explain(fitted.churn, X), explain(fitted.churn, X_other)
+    margin = fitted.churn.booster.predict(X, output_margin=True)
+    np.testing.assert_allclose(
+        fitted.churn.booster.predict(X_other, output_margin=True), margin[perm], rtol=0, atol=1e-12
+    )
+    shap_rows, shap_other = (
+        explain(fitted.churn.booster, X),
+        explain(fitted.churn.booster, X_other),
+    )
     np.testing.assert_allclose(
         shap_other.values.to_numpy(), shap_rows.values.to_numpy()[perm], rtol=0, atol=1e-9
     )

@@ -13,7 +13,6 @@ import pytest
 from tests.model.conftest import FittedModels, SimulatedSet, experiment
 from training.evaluation import health_inputs
 from training.model_files import (
-    ChurnModel,
     HealthCalibration,
     read_churn_model,
     read_health_model,
@@ -28,7 +27,7 @@ def test_churn_and_health_models_round_trip(
     fitted: FittedModels, simulated: SimulatedSet, tmp_path: Path
 ) -> None:
     cfg = experiment()
-    churn = ChurnModel(fitted.churn, fitted.calibrator, fitted.columns, cfg)
+    churn = fitted.churn
     health = HealthCalibration(fitted.health.model, cfg)
     rows = simulated.frame[fitted.split.holdout].head(500)
 
@@ -53,11 +52,11 @@ def test_churn_and_health_models_round_trip(
 def test_a_churn_model_with_other_category_levels_is_refused(
     fitted: FittedModels, tmp_path: Path
 ) -> None:
-    churn = ChurnModel(fitted.churn, fitted.calibrator, fitted.columns, experiment())
+    churn = fitted.churn
     folder = write_churn_model(churn, tmp_path / "churn")
     spec_path = folder / "extra_files" / "features.json"
     spec = spec_path.read_text()
-    categorical = next(c for c in fitted.columns if f'"{c}": [' in spec)
+    categorical = next(c for c in fitted.churn.columns if f'"{c}": [' in spec)
     spec_path.write_text(spec.replace(f'"{categorical}": [', f'"{categorical}": ["zzz", '))
     with pytest.raises(ValueError, match=categorical):
         read_churn_model(folder)

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.health import SEGMENT_WEIGHTS, add_health, health_score, risk_level
+from features.health import SEGMENT_WEIGHTS, add_health, health_score
+from training.config import Thresholds
+from training.risk import health_risk
 
 
 def _row(**values: float) -> dict[str, float]:
@@ -71,13 +73,14 @@ def test_healthy_power_user_and_each_kind_of_trouble() -> None:
 
 
 def test_risk_bands_follow_the_contract() -> None:
-    assert list(risk_level([100, 75, 74.9, 50, 49.9, 0])) == [
+    assert list(health_risk([100, 75, 74.9, 50, 49.9, 0, np.nan], Thresholds())) == [
         "healthy",
         "healthy",
         "at_risk",
         "at_risk",
         "critical",
         "critical",
+        None,  # no score, no band
     ]
 
 

@@ -1,0 +1,139 @@
+"""The supplier directory: the export's suppliers and their CS agents, upserted into the
+operational database as they were at an instant (what the service may name and reach).
+
+:func:`directory_rows` is the pure part (the contract's rule of who is active at ``as_of``; a
+cancellation after it is not known yet); :func:`sync_directory` writes them in batches inside
+one transaction, so a directory is never half-updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.db.models import CsAgent, Supplier
+
+_COLUMNS = (
+    "supplier_id",
+    "business_name",
+    "first_name",
+    "email",
+    "vendor_type",
+    "subscription_tier",
+    "monthly_revenue",
+    "country",
+    "signup_at",
+    "cancelled_at",
+    "status",
+    "agent_id",
+    "synced_at",
+)
+
+
+@dataclass(frozen=True)
+class DirectorySync:
+    suppliers: int
+    inserted: int
+    updated: int
+    active: int
+    agents_added: int
+
+
+def _none(value: Any) -> Any:
+    return None if pd.isna(value) else value
+
+
+def directory_rows(
+    suppliers: pd.DataFrame, cancellations: pd.DataFrame, as_of: datetime
+) -> list[dict[str, Any]]:
+    """One directory row per supplier signed up by ``as_of``: ``active``, or ``cancelled`` when
+    its cancellation is at or before ``as_of`` (a later one is not known yet and is left out)."""
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of} is naive: give it a time zone (UTC)")
+    at = pd.Timestamp(as_of).tz_convert(UTC)
+    frame = suppliers.merge(
+        cancellations[["supplier_id", "cancelled_at"]], how="left", on="supplier_id"
+    )
+    frame = frame[pd.to_datetime(frame["signup_at"], utc=True) <= at]
+    cancelled_at = pd.to_datetime(frame["cancelled_at"], utc=True)
+    known = cancelled_at.notna() & (cancelled_at <= at)
+    rows = []
+    for row, is_cancelled, when in zip(
+        frame.itertuples(index=False), known.to_numpy(), cancelled_at, strict=True
+    ):
+        rows.append(
+            {
+                "supplier_id": str(row.supplier_id),
+                "business_name": _none(row.business_name),
+                "first_name": _none(row.first_name),
+                "email": _none(row.email),
+                "vendor_type": row.vendor_type,
+                "subscription_tier": row.subscription_tier,
+                "monthly_revenue": float(row.monthly_revenue),
+                "country": _none(row.country),
+                "signup_at": pd.Timestamp(row.signup_at).tz_convert(UTC).to_pydatetime(),
+                "cancelled_at": when.to_pydatetime() if is_cancelled else None,
+                "status": "cancelled" if is_cancelled else "active",
+                "agent_id": _none(row.cs_agent_id),
+                "synced_at": at.to_pydatetime(),
+            }
+        )
+    return rows
+
+
+def _insert(engine: Engine):
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
+
+
+def sync_directory(
+    engine: Engine,
+    suppliers: pd.DataFrame,
+    cancellations: pd.DataFrame,
+    as_of: datetime,
+    batch_rows: int = 5000,
+) -> DirectorySync:
+    """Upsert the directory as of ``as_of`` (and any agent it names that is not known yet) in
+    one transaction: a rerun replaces the rows, never duplicates them."""
+    rows = directory_rows(suppliers, cancellations, as_of)
+    insert = _insert(engine)
+    agents = sorted({r["agent_id"] for r in rows if r["agent_id"] is not None})
+    with engine.begin() as connection:
+        known_agents = set(connection.scalars(select(CsAgent.agent_id)))
+        new_agents = [a for a in agents if a not in known_agents]
+        if new_agents:
+            connection.execute(
+                insert(CsAgent).on_conflict_do_nothing(),
+                [
+                    {"agent_id": a, "name": a, "capacity_per_day": 20, "active": True}
+                    for a in new_agents
+                ],
+            )
+        existing = 0
+        for start in range(0, len(rows), batch_rows):
+            part = rows[start : start + batch_rows]
+            ids = [r["supplier_id"] for r in part]
+            existing += len(
+                connection.scalars(
+                    select(Supplier.supplier_id).where(Supplier.supplier_id.in_(ids))
+                ).all()
+            )
+            statement = insert(Supplier)
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[Supplier.supplier_id],
+                    set_={c: statement.excluded[c] for c in _COLUMNS if c != "supplier_id"},
+                ),
+                part,
+            )
+    return DirectorySync(
+        suppliers=len(rows),
+        inserted=len(rows) - existing,
+        updated=existing,
+        active=sum(r["status"] == "active" for r in rows),
+        agents_added=len(new_agents),
+    )

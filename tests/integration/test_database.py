@@ -1,0 +1,180 @@
+"""The operational database's migrations on SQLite and on the real PostgreSQL: they make exactly
+the schema the models describe, a database behind them is refused with the command that fixes
+it, and instants come back in UTC on both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from serving.db.migrate import (
+    DatabaseNotReadyError,
+    downgrade,
+    engine_for,
+    head_revision,
+    require_current,
+    schema_state,
+    upgrade,
+)
+from serving.db.models import Base, ChurnPrediction, Supplier
+from wedsync_cs.cli import app
+from wedsync_cs.settings import get_settings
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'operational.db'}"
+    else:
+        url = request.getfixturevalue("postgres_uri")
+    engine = engine_for(url)
+    yield engine
+    engine.dispose()
+
+
+def test_migrations_make_the_schema_of_the_models(engine: Engine) -> None:
+    assert schema_state(engine).current is None
+    state = upgrade(engine)
+    assert state.up_to_date and state.current == head_revision()
+    assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    assert upgrade(engine).current == state.current  # a second upgrade changes nothing
+
+
+def test_a_database_behind_the_migrations_is_refused(engine: Engine) -> None:
+    with pytest.raises(DatabaseNotReadyError, match=r"revision none.*wedsync-cs db upgrade"):
+        require_current(engine)
+    upgrade(engine)
+    require_current(engine)
+    downgrade(engine, "base")
+    assert inspect(engine).get_table_names() == ["alembic_version"]
+    with pytest.raises(DatabaseNotReadyError, match="wedsync-cs db upgrade"):
+        require_current(engine)
+
+
+def test_an_unreachable_database_is_named_without_its_password() -> None:
+    engine = engine_for("postgresql+psycopg://cs:secret@127.0.0.1:9/nowhere")
+    with pytest.raises(DatabaseNotReadyError, match="unreachable") as caught:
+        require_current(engine)
+    assert "secret" not in str(caught.value) and "cs:***@" in str(caught.value)
+
+
+def test_rows_keep_their_instants_in_utc_and_json_as_json(engine: Engine) -> None:
+    upgrade(engine)
+    signup = datetime(2024, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    with Session(engine) as session, session.begin():
+        session.add(
+            Supplier(
+                supplier_id="s1",
+                vendor_type="florist",
+                subscription_tier="starter",
+                monthly_revenue=19.0,
+                signup_at=signup,
+                status="active",
+                synced_at=datetime(2024, 5, 1, tzinfo=UTC),
+            )
+        )
+        session.flush()
+        session.add(
+            ChurnPrediction(
+                supplier_id="s1",
+                day=date(2024, 5, 1),
+                churn_probability=0.42,
+                risk_level="medium",
+                factors={"login": 0.8, "billing": -0.1},
+                ltv_at_risk=143.64,
+                prevention_cost=14.364,
+                intervention_recommended=True,
+                churn_model_version="3",
+                health_model_version="2",
+                computed_at=datetime(2024, 5, 2, 6, tzinfo=UTC),
+            )
+        )
+    with Session(engine) as session:
+        supplier = session.get(Supplier, "s1")
+        assert supplier.signup_at == signup and supplier.signup_at.tzinfo is not None
+        assert supplier.signup_at.utcoffset() == timedelta(0)
+        prediction = session.scalars(select(ChurnPrediction)).one()
+        assert prediction.factors == {"login": 0.8, "billing": -0.1}
+
+
+def test_a_naive_instant_is_refused(engine: Engine) -> None:
+    upgrade(engine)
+    with Session(engine) as session, pytest.raises(StatementError, match="naive datetime"):
+        session.add(
+            Supplier(
+                supplier_id="s2",
+                vendor_type="venue",
+                subscription_tier="scale",
+                monthly_revenue=99.0,
+                signup_at=datetime(2024, 3, 1, 9, 30),
+                status="active",
+                synced_at=datetime(2024, 5, 1, tzinfo=UTC),
+            )
+        )
+        session.commit()
+
+
+def test_the_cli_upgrades_and_reports(tmp_path: Path) -> None:
+    def run(*args: str):
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env={"CS_HOME": str(tmp_path)})
+        finally:
+            get_settings.cache_clear()
+
+    behind = run("db", "status")
+    assert behind.exit_code == 1 and "wedsync-cs db upgrade" in behind.output
+    first = run("db", "upgrade")
+    assert first.exit_code == 0 and f"to {head_revision()}" in first.output
+    again = run("db", "upgrade")
+    assert again.exit_code == 0 and "already at revision" in again.output
+    assert run("db", "status").exit_code == 0
+    assert (tmp_path / "db" / "operational.db").is_file()
+
+
+def test_the_directory_is_the_export_as_of_an_instant_and_reruns_replace(engine) -> None:
+    from serving.db.directory import sync_directory
+    from serving.db.models import CsAgent
+    from tests.conftest import good_tables
+
+    upgrade(engine)
+    tables = {n: t.to_pandas() for n, t in good_tables().items()}
+    suppliers, cancellations = tables["suppliers"], tables["cancellations"]
+    # s1 cancels on 2024-03-01 15:00: a week before, it is still active and its cancellation
+    # is not known yet; s2 signed up on 2024-02-01
+    before = sync_directory(engine, suppliers, cancellations, datetime(2024, 2, 23, tzinfo=UTC))
+    assert (before.suppliers, before.inserted, before.updated) == (2, 2, 0)
+    assert before.active == 2 and before.agents_added == 1
+    with Session(engine) as session:
+        s1 = session.get(Supplier, "s1")
+        assert s1.status == "active" and s1.cancelled_at is None
+        assert session.get(Supplier, "s2").agent_id == "agent_01"
+        assert session.get(CsAgent, "agent_01") is not None
+
+    changed = suppliers.assign(subscription_tier=["professional", "scale"])
+    after = sync_directory(engine, changed, cancellations, datetime(2024, 3, 2, tzinfo=UTC))
+    assert (after.suppliers, after.inserted, after.updated) == (2, 0, 2)
+    assert after.active == 1 and after.agents_added == 0
+    with Session(engine) as session:
+        assert len(session.scalars(select(Supplier)).all()) == 2
+        s1 = session.get(Supplier, "s1")
+        assert s1.status == "cancelled" and s1.subscription_tier == "professional"
+        assert s1.cancelled_at == datetime(2024, 3, 1, 15, tzinfo=UTC)
+
+    # before s2 signed up, only s1 is in the directory of that instant
+    early = sync_directory(engine, suppliers, cancellations, datetime(2024, 1, 10, tzinfo=UTC))
+    assert early.suppliers == 1
+    with pytest.raises(ValueError, match="naive"):
+        sync_directory(engine, suppliers, cancellations, datetime(2024, 1, 10))
