@@ -155,8 +155,8 @@ def print_training(result) -> None:
             f"{c.positives:,} churned; the refit's labels end {c.refit_labels_to:%Y-%m-%d})"
         )
         _print_frame(c.table)
-        verdict = "at least as good" if c.refit_not_worse else "WORSE"
-        typer.echo(f"  the refit procedure is {verdict} than the evaluation fit on log loss")
+        verdict = "at least as good as" if c.refit_not_worse else "WORSE than"
+        typer.echo(f"  the refit procedure is {verdict} the evaluation fit on log loss")
 
     _section("Health model")
     weights = "re-learned" if r.health_relearned else "the brief's"
