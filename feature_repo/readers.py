@@ -88,19 +88,29 @@ class OnlineFeatureReader:
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
+        self._services: dict[str, object] = {}
+
+    def _service(self, name: str):
+        # the service object, looked up in the registry once per reader: Feast resolves a
+        # service's views far faster than the same features named one by one
+        if name not in self._services:
+            self._services[name] = self.store.get_feature_service(name)
+        return self._services[name]
 
     def read(self, keys: pd.DataFrame, services: Sequence[str]) -> FeatureRows:
         ids = [str(s) for s in keys["supplier_id"]]
         columns = service_union(services)
+        got = pd.DataFrame({"supplier_id": ids})
         if ids:
-            got = self.store.get_online_features(
-                features=feature_refs(self.store, services),
-                entity_rows=[{"supplier_id": s} for s in ids],
-            ).to_df()
+            for name in services:
+                part = self.store.get_online_features(
+                    features=self._service(name), entity_rows=[{"supplier_id": s} for s in ids]
+                ).to_df()
+                new = [c for c in service_columns(name) if c not in got.columns]
+                got = pd.concat([got, part[new]], axis=1)
         else:
-            got = pd.DataFrame(columns=["supplier_id", *columns])
+            got = got.assign(**{c: pd.Series(dtype=object) for c in columns})
         frame = catalog_dtypes(got[["supplier_id", *columns]]).set_axis(keys.index)
-        frame["supplier_id"] = ids
         return FeatureRows(frame=frame, found=_found(frame, columns))
 
 

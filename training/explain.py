@@ -46,11 +46,13 @@ class ChurnExplainer:
 
     def __init__(self, model: xgb.XGBClassifier) -> None:
         self._explainer = shap.TreeExplainer(model)
+        self.base = float(np.ravel(self._explainer.expected_value)[0])
 
     def explain(self, X: pd.DataFrame) -> Explanation:
-        values = np.asarray(self._explainer.shap_values(X), dtype=np.float64)
-        if values.ndim == 1:  # shap returns a flat vector for no rows
-            values = values.reshape(len(X), X.shape[1])
+        if len(X) == 0:  # shap cannot explain no rows
+            values = np.zeros((0, X.shape[1]))
+        else:
+            values = np.asarray(self._explainer.shap_values(X), dtype=np.float64)
         base = float(np.ravel(self._explainer.expected_value)[0])
         return Explanation(
             values=pd.DataFrame(values, columns=X.columns, index=X.index), base=base, features=X

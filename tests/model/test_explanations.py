@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from tests.model.conftest import FittedModels, SimulatedSet, trained_constraints
-from training.explain import explain, top_positive_factors
+from training.explain import ChurnExplainer, explain, top_positive_factors
 from training.models import feature_matrix, make_churn_model
 
 COLUMNS = [
@@ -67,3 +67,12 @@ def test_families_add_up_and_name_the_driver() -> None:
     failing = X.index[X.unresolved_payment_failure == 1][:20]
     tops = top_positive_factors(grouped, 1)["top_factor_1"]
     assert (tops[failing] == "billing").all()
+
+
+def test_an_explainer_built_once_explains_any_batch_even_an_empty_one() -> None:
+    model, X = _fit()
+    explainer = ChurnExplainer(model)
+    whole = explainer.explain(X.head(50))
+    np.testing.assert_allclose(explainer.explain(X.head(50)).values, whole.values)
+    empty = explainer.explain(X.head(0))
+    assert empty.values.shape == (0, X.shape[1]) and empty.base == whole.base
