@@ -3,15 +3,12 @@ registered, and promoted only when it beats the champion on the same holdout."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
-from tests.conftest import require_service
 from training.calibration import IsotonicCalibrator
 from training.models import make_churn_model
 from training.registry import (
@@ -23,25 +20,11 @@ from training.registry import (
 )
 
 
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as con:
-        con.execute(sql)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def tracking(request, tmp_path: Path) -> Iterator[str]:
+def tracking(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mlflow.db'}"
-        return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"mlflow_{uuid.uuid4().hex[:10]}"
-    _admin(f"create database {name}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _admin(f"drop database if exists {name} with (force)")
+        return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return request.getfixturevalue("postgres_uri")
 
 
 def _log_version(client, experiment: str, tmp_path: Path, seed: int) -> str:
