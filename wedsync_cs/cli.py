@@ -33,8 +33,9 @@ def _setup_logging() -> None:
     logging.basicConfig(
         level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Feast logs every registry refresh at INFO.
-    logging.getLogger("feast").setLevel(max(logging.WARNING, logging.root.level))
+    # Feast logs every registry refresh at INFO, Alembic every plugin and migration context.
+    for noisy in ("feast", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
 
 
 @app.callback()
