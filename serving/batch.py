@@ -138,9 +138,10 @@ def predict_entities(entities: pd.DataFrame, status: np.ndarray, scorer: Scorer)
     """The output rows of validated entities with their statuses: the active ones scored by
     ``scorer`` (whose reader reads each at its ``as_of``), every row in the entities' order."""
     active = entities.reset_index(drop=True)[status == "active"]
-    scored = scorer.score(active) if len(active) else pd.DataFrame(columns=list(SCORE_COLUMNS))
-    scored = scored[scored["scored"]] if "scored" in scored else scored
-    return assemble(entities, status, scored)
+    if len(active) == 0:
+        return assemble(entities, status, pd.DataFrame(columns=list(SCORE_COLUMNS)))
+    scored = scorer.score(active)
+    return assemble(entities, status, scored[scored["scored"]])
 
 
 def assemble(entities: pd.DataFrame, status: np.ndarray, scored: pd.DataFrame) -> pd.DataFrame:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.readers import FeatureReader, FeatureRows
-from features.catalog import HEALTH_FACTORS
 from training.explain import ChurnExplainer, top_positive_factors
-from training.model_files import Champions
+from training.health_model import health_inputs
+from training.model_files import Champions, calibrated_churn
 from training.risk import churn_risk, health_risk
 
 TOP_FACTORS: Final = 3
@@ -77,9 +77,8 @@ class Scorer:
     def _score(self, features: pd.DataFrame) -> pd.DataFrame:
         churn, health = self.models.churn, self.models.health
         X = churn.matrix(features)
-        probability = churn.calibrator.predict(churn.booster.predict_proba(X)[:, 1])
-        factors = features[list(HEALTH_FACTORS)].astype(float)
-        segment = features["health_segment"].astype(object)
+        probability = calibrated_churn(churn.booster, churn.calibrator, X)
+        factors, segment = health_inputs(features)
         score = health.model.score(factors, segment)
         out = pd.DataFrame(
             {

@@ -14,11 +14,10 @@ import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
-from features.catalog import HEALTH_FACTORS
 from training.baseline import make_logistic_baseline
 from training.config import ExperimentConfig
 from training.explain import Explanation, explain
-from training.health_model import HealthFit, fit_health_model
+from training.health_model import HealthFit, fit_health_model, health_inputs
 from training.metrics import EPS
 from training.models import feature_matrix
 from training.pipeline import ChurnFit, evaluation_table, fit_churn, fit_unconstrained
@@ -29,12 +28,6 @@ SHAP_SAMPLE: Final = 5000
 CEILING: Final = "ceiling"
 # The churn model's configuration fitted without monotone constraints (what they cost or gain).
 UNCONSTRAINED: Final = "churn_model_unconstrained"
-
-
-def health_inputs(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """The six factors and the segment of the health service's columns."""
-    factors = frame[list(HEALTH_FACTORS)].astype(float)
-    return factors, frame["health_segment"].astype(object)
 
 
 @dataclass(frozen=True)

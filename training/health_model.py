@@ -138,3 +138,8 @@ def fit_health_model(
     }
     chosen = learned if losses["relearned_weights"] < losses["brief_weights"] else brief
     return HealthFit(model=chosen, brief=brief, relearned=learned, calibration_log_loss=losses)
+
+
+def health_inputs(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The six factors and the segment of the health service's columns."""
+    return frame[list(HEALTH_FACTORS)].astype(float), frame["health_segment"].astype(object)

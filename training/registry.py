@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from sklearn.metrics import log_loss
 
-from features.catalog import HEALTH_FACTORS
+from training.health_model import health_inputs
 from training.metrics import EPS
 from training.model_files import (
     Champions,
@@ -263,8 +263,7 @@ def champion_scorer(
             p, config = churn.predict(hold), churn.config
         else:
             health = load_health_model(uri)
-            factors = hold[list(HEALTH_FACTORS)].astype(float)
-            segment = hold["health_segment"].astype(object)
+            factors, segment = health_inputs(hold)
             p, config = health.model.churn_probability(factors, segment), health.config
         value = float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
         run_id = version_run_id(version)

@@ -4,20 +4,15 @@ printing around :mod:`training.train_job` and :mod:`serving.batch`."""
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import typer
 
+from serving.db.migrate import redact
 from training.config import load_experiment
 from wedsync_cs.settings import Settings
-
-
-def redact(uri: str) -> str:
-    """A URI without its password, for printing."""
-    return re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", uri)
 
 
 def _quiet_mlflow() -> None:
