@@ -98,19 +98,27 @@ class OnlineFeatureReader:
         return self._services[name]
 
     def read(self, keys: pd.DataFrame, services: Sequence[str]) -> FeatureRows:
+        """Also answers ``event_timestamp``: the newest stamp of the supplier's row (its day
+        ends then), NaT without a row."""
         ids = [str(s) for s in keys["supplier_id"]]
         columns = service_union(services)
-        got = pd.DataFrame({"supplier_id": ids})
+        got: dict[str, object] = {"supplier_id": ids}
+        stamps = np.zeros(len(ids), dtype=np.int64)
         if ids:
+            rows = [{"supplier_id": s} for s in ids]
             for name in services:
                 part = self.store.get_online_features(
-                    features=self._service(name), entity_rows=[{"supplier_id": s} for s in ids]
-                ).to_df()
-                new = [c for c in service_columns(name) if c not in got.columns]
-                got = pd.concat([got, part[new]], axis=1)
-        else:
-            got = got.assign(**{c: pd.Series(dtype=object) for c in columns})
-        frame = catalog_dtypes(got[["supplier_id", *columns]]).set_axis(keys.index)
+                    features=self._service(name), entity_rows=rows
+                ).to_dict(include_event_timestamps=True)
+                for column in service_columns(name):
+                    got.setdefault(column, part[column])
+                    stamps = np.maximum(stamps, np.asarray(part[f"{column}__ts"], np.int64))
+        frame = pd.DataFrame(
+            {c: got.get(c, pd.Series(dtype=object)) for c in ["supplier_id", *columns]}
+        )
+        frame = catalog_dtypes(frame).set_axis(keys.index)
+        when = pd.to_datetime(np.where(stamps > 0, stamps, np.iinfo(np.int64).min), unit="s")
+        frame["event_timestamp"] = pd.Series(when, index=keys.index).dt.tz_localize("UTC")
         return FeatureRows(frame=frame, found=_found(frame, columns))
 
 

@@ -8,12 +8,14 @@ Importing this module imports neither Optuna nor any training step: it needs the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
 from feature_repo.readers import FeatureReader, FeatureRows
+from features.catalog import FAMILIES
 from training.explain import ChurnExplainer, top_positive_factors
 from training.health_model import health_inputs
 from training.model_files import Champions, calibrated_churn
@@ -34,6 +36,24 @@ def _keys(keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
     if isinstance(keys, pd.DataFrame):
         return keys
     return pd.DataFrame({"supplier_id": [str(k) for k in keys]})
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything the scorer says about a batch of keys, one row per key (the keys' index).
+
+    Attributes:
+        scores: :data:`SCORE_COLUMNS` and ``scored`` (null where the key has no scorable row).
+        factors: the six health factors (0..1) and ``health_segment``.
+        families: the churn model's TreeSHAP attributions in log-odds per factor family
+            (login, adoption, ...), NaN where not scored.
+        rows: the feature rows read.
+    """
+
+    scores: pd.DataFrame
+    factors: pd.DataFrame
+    families: pd.DataFrame
+    rows: FeatureRows
 
 
 class Scorer:
@@ -60,21 +80,38 @@ class Scorer:
     def score(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
         """One row per key (same index): :data:`SCORE_COLUMNS`, null where the key has no
         scorable feature row, and ``scored`` saying which have."""
-        rows = self.features(keys)
-        return self.score_rows(rows)
+        return self.assess_rows(self.features(keys)).scores
 
     def score_rows(self, rows: FeatureRows) -> pd.DataFrame:
         """:meth:`score` of feature rows already read."""
+        return self.assess_rows(rows).scores
+
+    def assess(self, keys: Sequence[str] | pd.DataFrame) -> Assessment:
+        """Scores, health factors and churn attributions per family of ``keys``."""
+        return self.assess_rows(self.features(keys))
+
+    def assess_rows(self, rows: FeatureRows) -> Assessment:
+        """:meth:`assess` of feature rows already read."""
         ok = self.scorable(rows)
-        out = pd.DataFrame(index=rows.frame.index, columns=list(SCORE_COLUMNS), dtype=object)
+        frame = rows.frame
+        out = pd.DataFrame(index=frame.index, columns=list(SCORE_COLUMNS), dtype=object)
+        families = pd.DataFrame(index=frame.index, columns=list(FAMILIES), dtype="float64")
         if ok.any():
-            out.loc[ok, list(SCORE_COLUMNS)] = self._score(rows.frame[ok])
+            scored, by_family = self._score(frame[ok])
+            out.loc[ok, list(SCORE_COLUMNS)] = scored
+            families.loc[ok, list(FAMILIES)] = by_family.reindex(columns=list(FAMILIES))
         for column in ("churn_probability", "health_score", "health_churn_probability"):
             out[column] = pd.to_numeric(out[column]).astype("float64")
         out["scored"] = ok
-        return out
+        factors, segment = health_inputs(frame)
+        return Assessment(
+            scores=out,
+            factors=factors.assign(health_segment=segment),
+            families=families,
+            rows=rows,
+        )
 
-    def _score(self, features: pd.DataFrame) -> pd.DataFrame:
+    def _score(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         churn, health = self.models.churn, self.models.health
         X = churn.matrix(features)
         probability = calibrated_churn(churn.booster, churn.calibrator, X)
@@ -91,7 +128,7 @@ class Scorer:
             index=features.index,
         )
         families = self.explainer.explain(X).by_family()
-        return out.join(top_positive_factors(families, TOP_FACTORS))
+        return out.join(top_positive_factors(families, TOP_FACTORS)), families
 
     def explain(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
         """Per key with a scorable row: each feature's TreeSHAP contribution to the churn

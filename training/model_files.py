@@ -147,6 +147,8 @@ class Champions:
     health: HealthCalibration
     churn_version: str
     health_version: str
+    churn_run_id: str | None = None
+    health_run_id: str | None = None
 
     @property
     def services(self) -> tuple[str, str]:

@@ -209,10 +209,11 @@ def load_champions(tracking_uri: str, threads: int = 2) -> Champions:
         LookupError: a model has no champion yet (train first).
     """
     client = configure(tracking_uri)
-    versions = {}
+    versions, runs = {}, {}
     for name in (CHURN_MODEL, HEALTH_MODEL):
         try:
-            versions[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
+            found = client.get_model_version_by_alias(name, CHAMPION)
+            versions[name], runs[name] = str(found.version), found.run_id
         except mlflow.exceptions.MlflowException as err:
             raise LookupError(
                 f"no {name}@{CHAMPION} in the MLflow registry at {tracking_uri}: run "
@@ -223,6 +224,8 @@ def load_champions(tracking_uri: str, threads: int = 2) -> Champions:
         health=load_health_model(f"models:/{HEALTH_MODEL}/{versions[HEALTH_MODEL]}"),
         churn_version=versions[CHURN_MODEL],
         health_version=versions[HEALTH_MODEL],
+        churn_run_id=runs[CHURN_MODEL],
+        health_run_id=runs[HEALTH_MODEL],
     )
 
 

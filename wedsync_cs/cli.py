@@ -6,6 +6,8 @@ Heavy libraries are imported inside the commands, so ``wedsync-cs --help`` stays
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +38,9 @@ def _setup_logging() -> None:
     # Feast logs every registry refresh at INFO, Alembic every plugin and migration context.
     for noisy in ("feast", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+    # MLflow's own SQLAlchemy use warns on every start; its artifact copies draw progress bars
+    warnings.filterwarnings("ignore", message=".*noload.*", module="mlflow")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @app.callback()
@@ -308,6 +313,60 @@ def predict(
         _fail(str(err))
 
 
+@app.command("score-daily")
+def score_daily(
+    raw: Annotated[
+        Path | None,
+        typer.Option(help="Contract folder of the export; default: the demo's simulated export."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="The day to score (YYYY-MM-DD), with that day's features and never newer "
+            "ones; default: the last day of the export."
+        ),
+    ] = None,
+) -> None:
+    """Build the day's features, materialise them, sync the supplier directory, score every
+    active supplier and store the day's health scores and churn predictions (a rerun of a day
+    replaces its rows)."""
+    from features.raw_reader import RawDataError
+    from serving.db.migrate import DatabaseNotReadyError
+    from wedsync_cs.daily_job import score_daily as run_daily
+
+    settings = get_settings()
+    folder = raw or settings.data_dir / "demo" / "raw"
+    if not folder.is_dir():
+        _fail(f"no export at {folder}: pass --raw DIR (or run `wedsync-cs demo` first)")
+    day = _parse_date(as_of, "--as-of") if as_of is not None else None
+    try:
+        run_daily(settings, folder, day)
+    except RawDataError as err:
+        typer.secho(f"INVALID: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from err
+    except (DatabaseNotReadyError, LookupError, ValueError) as err:
+        _fail(str(err))
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 3000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each loads the models).")
+    ] = 1,
+) -> None:
+    """Serve the customer-success API (shared/API_CONTRACT.md) with BentoML on 127.0.0.1."""
+    from serving.db.migrate import DatabaseNotReadyError
+    from wedsync_cs.serve_job import check_servable, run_server
+
+    settings = get_settings()
+    try:
+        check_servable(settings)
+    except (DatabaseNotReadyError, LookupError, FileNotFoundError) as err:
+        _fail(str(err))
+    run_server(settings, port, workers)
+
+
 @app.command()
 def config() -> None:
     """Show every setting, its environment variable and its current value."""
@@ -316,6 +375,8 @@ def config() -> None:
     settings = get_settings()
     for name, field in type(settings).model_fields.items():
         value = redact(str(getattr(settings, name)))
+        if name == "api_tokens":  # never print a token
+            value = f"{len(settings.api_tokens)} token(s)"
         typer.echo(f"CS_{name.upper():<14} = {value:<24} {field.description}")
 
 

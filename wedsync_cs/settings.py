@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["app", "cs_agent", "admin"]
+
+
+class TokenGrant(BaseModel):
+    """What a bearer token may do: its role, and the agent it is for (``cs_agent`` tokens)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    role: Role
+    agent_id: str | None = Field(default=None, alias="agentId", max_length=64)
 
 
 class Settings(BaseSettings):
@@ -68,6 +79,22 @@ class Settings(BaseSettings):
         description="The operational database (SQLAlchemy URL, e.g. "
         "postgresql+psycopg://user@host/db); default: SQLite under CS_HOME/db.",
     )
+
+    score_batch_rows: int = Field(
+        default=5000, ge=1, description="Rows per transaction when score-daily writes a day."
+    )
+    api_tokens: dict[str, TokenGrant] = Field(
+        default_factory=dict,
+        description='Bearer tokens of the API, as JSON: {"token": "app"} or '
+        '{"token": {"role": "cs_agent", "agentId": "agent_01"}}; roles app, cs_agent, admin.',
+    )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _grants(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"role": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @property
     def home_dir(self) -> Path:

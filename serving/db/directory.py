@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.db.models import CsAgent, Supplier
+from serving.db.models import CsAgent, SuccessMilestone, Supplier
 
 _COLUMNS = (
     "supplier_id",
@@ -137,3 +137,37 @@ def sync_directory(
         active=sum(r["status"] == "active" for r in rows),
         agents_added=len(new_agents),
     )
+
+
+def sync_milestones(
+    engine: Engine, milestones: pd.DataFrame, as_of: datetime, batch_rows: int = 5000
+) -> int:
+    """Copy the export's milestones reached by ``as_of`` into ``success_milestones`` (one row
+    per supplier and milestone: one already there, from the export or the API, is kept).
+
+    Returns:
+        The milestones the export holds up to ``as_of``.
+    """
+    at = pd.Timestamp(as_of).tz_convert(UTC)
+    frame = milestones[pd.to_datetime(milestones["achieved_at"], utc=True) <= at]
+    rows = [
+        {
+            "supplier_id": str(r.supplier_id),
+            "milestone_type": r.milestone_type,
+            "achieved_at": pd.Timestamp(r.achieved_at).tz_convert(UTC).to_pydatetime(),
+            "source": "export",
+        }
+        for r in frame.itertuples(index=False)
+    ]
+    insert = _insert(engine)
+    with engine.begin() as connection:
+        known = set(connection.scalars(select(Supplier.supplier_id)))
+        rows = [r for r in rows if r["supplier_id"] in known]
+        for start in range(0, len(rows), batch_rows):
+            connection.execute(
+                insert(SuccessMilestone).on_conflict_do_nothing(
+                    index_elements=["supplier_id", "milestone_type"]
+                ),
+                rows[start : start + batch_rows],
+            )
+    return len(rows)

@@ -76,3 +76,24 @@ def test_an_explainer_built_once_explains_any_batch_even_an_empty_one() -> None:
     np.testing.assert_allclose(explainer.explain(X.head(50)).values, whole.values)
     empty = explainer.explain(X.head(0))
     assert empty.values.shape == (0, X.shape[1]) and empty.base == whole.base
+
+
+def test_attributions_equal_shaps_tree_explainer_and_add_up_after_a_file_round_trip(
+    simulated: SimulatedSet, fitted: FittedModels, tmp_path
+) -> None:
+    """XGBoost's TreeSHAP gives shap.TreeExplainer's attributions; its base value keeps them
+    adding up to the margin also for the champion as read back from its file."""
+    import shap
+
+    from training.model_files import read_churn_model, write_churn_model
+
+    rows = simulated.frame[fitted.split.holdout].sample(300, random_state=4)
+    X = feature_matrix(rows, fitted.churn.columns)
+    ours = ChurnExplainer(fitted.churn.booster).explain(X)
+    reference = shap.TreeExplainer(fitted.churn.booster).shap_values(X)
+    np.testing.assert_allclose(ours.values.to_numpy(), reference, atol=1e-5)
+
+    back = read_churn_model(write_churn_model(fitted.churn, tmp_path / "churn"), threads=1)
+    e = ChurnExplainer(back.booster).explain(X)
+    margin = back.booster.predict(X, output_margin=True)
+    np.testing.assert_allclose(e.values.sum(axis=1) + e.base, margin, atol=1e-5)

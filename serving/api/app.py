@@ -1,0 +1,255 @@
+"""The HTTP face of the serving objects: routes of ``shared/API_CONTRACT.md`` v1.1.
+
+Each route authenticates, checks the role, validates into a pydantic model, calls one plain
+object of the :class:`Backend` and answers its pydantic model. Every error answers
+``{success: false, error: {code, message}}``: 400/422 for a malformed request, 401, 403, 404,
+409, 503 while the backend is not ready or the database is unreachable; an unexpected error is
+a 500 with no internals in it (and logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.api import schemas
+from serving.api.auth import Principal, TokenBook
+from serving.assessments import SupplierAssessments
+from serving.errors import ServingError, UnavailableError
+from serving.interventions import InterventionRecorder
+from serving.onboarding import OnboardingTracker
+from serving.predictions import MAX_LIMIT, PredictionBook
+
+log = logging.getLogger(__name__)
+PREFIX = "/api/customer-success"
+USER_ID = Path(alias="userId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+@dataclass
+class Backend:
+    """The plain objects behind the routes, built once per worker."""
+
+    tokens: TokenBook
+    assessments: SupplierAssessments
+    predictions: PredictionBook
+    onboarding: OnboardingTracker
+    interventions: InterventionRecorder
+    engine: Engine
+
+    def database_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("select 1"))
+        except Exception:  # any driver error: not reachable
+            return False
+        return True
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    body = schemas.ErrorResponse(error=schemas.ErrorBody(code=code, message=message))
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": schemas.ErrorResponse} for s in statuses}
+
+
+COMMON = (400, 401, 403, 422, 503)
+
+
+def _validation_message(err: RequestValidationError) -> tuple[int, str]:
+    problems = []
+    status = 422
+    for e in err.errors():
+        if e.get("type") == "json_invalid":
+            status = 400
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {e.get('msg')}")
+    return status, "; ".join(problems)[:2000]
+
+
+BEARER = HTTPBearer(auto_error=False, description="A token of CS_API_TOKENS")
+
+
+def _backend(request: Request) -> Backend:
+    return request.app.state.backend()
+
+
+def _caller(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    api: Annotated[Backend, Depends(_backend)],
+) -> Principal:
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    return api.tokens.authenticate(header)
+
+
+Api = Annotated[Backend, Depends(_backend)]
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+def build_app(backend: Callable[[], Backend]) -> FastAPI:
+    """The FastAPI app; ``backend`` answers the worker's backend or raises
+    :class:`UnavailableError` while it cannot be built."""
+    app = FastAPI(
+        title="WedSync customer-success API",
+        version="1.1",
+        description="Health scores, churn predictions, onboarding and interventions "
+        "(shared/API_CONTRACT.md v1.1).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.backend = backend
+
+    @app.exception_handler(ServingError)
+    async def _serving_error(_: Request, err: ServingError) -> JSONResponse:
+        return _error(err.status, err.code, err.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        status, message = _validation_message(err)
+        return _error(status, "invalid_json" if status == 400 else "invalid_request", message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return _error(err.status_code, code, str(err.detail))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, err: Exception) -> JSONResponse:
+        log.warning("operational database error: %s", type(err).__name__)
+        return _error(503, "database_unavailable", "the operational database is unreachable")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal_error", "unexpected error; it was logged")
+
+    @app.get(
+        f"{PREFIX}/health-score/{{userId}}",
+        response_model=schemas.HealthScoreResponse,
+        responses=_errors(*COMMON, 404),
+        tags=["customer success"],
+    )
+    def health_score(
+        api: Api, who: Caller, user_id: Annotated[str, USER_ID]
+    ) -> schemas.HealthScoreResponse:
+        who.require("read")
+        return schemas.HealthScoreResponse(health_score=api.assessments.health_score(user_id))
+
+    @app.get(
+        f"{PREFIX}/churn-predictions",
+        response_model=schemas.ChurnPredictionsResponse,
+        responses=_errors(*COMMON),
+        tags=["customer success"],
+    )
+    def churn_predictions(
+        api: Api,
+        who: Caller,
+        risk_level: Annotated[list[schemas.ChurnLevel] | None, Query(alias="riskLevel")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        min_ltv_at_risk: Annotated[
+            float | None, Query(alias="minLtvAtRisk", ge=0, allow_inf_nan=False)
+        ] = None,
+    ) -> schemas.ChurnPredictionsResponse:
+        who.require("read")
+        return api.predictions.page(risk_level or (), limit, min_ltv_at_risk)
+
+    @app.post(
+        f"{PREFIX}/interventions/trigger",
+        status_code=201,
+        response_model=schemas.TriggerResponse,
+        responses=_errors(*COMMON, 404, 409),
+        tags=["customer success"],
+    )
+    def trigger(
+        api: Api,
+        who: Caller,
+        request: Annotated[schemas.TriggerInterventionRequest, Body()],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=255,
+                pattern=r"^[\x21-\x7e]+$",
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        who.require("trigger")
+        status, body = api.interventions.trigger(request, idempotency_key)
+        return JSONResponse(status_code=status, content=body)
+
+    @app.post(
+        f"{PREFIX}/onboarding/milestone",
+        response_model=schemas.OnboardingResponse,
+        responses=_errors(*COMMON, 404),
+        tags=["customer success"],
+    )
+    def milestone(
+        api: Api, who: Caller, request: Annotated[schemas.MilestoneCompletionRequest, Body()]
+    ) -> schemas.OnboardingResponse:
+        who.require("milestone")
+        return schemas.OnboardingResponse(onboarding=api.onboarding.record(request))
+
+    @app.get(
+        f"{PREFIX}/onboarding/{{userId}}",
+        response_model=schemas.OnboardingResponse,
+        responses=_errors(*COMMON, 404),
+        tags=["customer success"],
+    )
+    def onboarding(
+        api: Api, who: Caller, user_id: Annotated[str, USER_ID]
+    ) -> schemas.OnboardingResponse:
+        who.require("read")
+        return schemas.OnboardingResponse(onboarding=api.onboarding.progress(user_id))
+
+    @app.post(
+        "/score",
+        response_model=schemas.ScoreResponse,
+        responses=_errors(*COMMON),
+        tags=["models"],
+    )
+    def score(
+        api: Api, who: Caller, request: Annotated[schemas.ScoreRequest, Body()]
+    ) -> schemas.ScoreResponse:
+        who.require("model")
+        return schemas.ScoreResponse(scores=api.assessments.scores(request.user_ids))
+
+    @app.post(
+        "/explain",
+        response_model=schemas.ExplainResponse,
+        responses=_errors(*COMMON, 404),
+        tags=["models"],
+    )
+    def explain(
+        api: Api, who: Caller, request: Annotated[schemas.ExplainRequest, Body()]
+    ) -> schemas.ExplainResponse:
+        who.require("model")
+        return schemas.ExplainResponse(explanation=api.assessments.explain(request.user_id))
+
+    @app.get(
+        "/models",
+        response_model=schemas.ModelsResponse,
+        responses=_errors(401, 403, 503),
+        tags=["models"],
+    )
+    def models(api: Api, who: Caller) -> schemas.ModelsResponse:
+        who.require("model")
+        return schemas.ModelsResponse(models=api.assessments.models())
+
+    return app
+
+
+def unavailable(reason: str) -> UnavailableError:
+    return UnavailableError(f"the service is not ready: {reason}")

@@ -1,0 +1,239 @@
+"""The API's request and response bodies (``shared/API_CONTRACT.md`` v1.1), camelCase on the
+wire. Requests are strict: an unknown field or a value of the wrong type is a 422, never
+coerced."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+InterventionType = Literal[
+    "email_sequence", "phone_call", "feature_tour", "personalized_support", "in_app_message"
+]
+Priority = Literal["low", "medium", "high", "critical"]
+ChurnLevel = Literal["low", "medium", "high", "critical"]
+HealthBand = Literal["healthy", "at_risk", "critical"]
+MilestoneType = Literal[
+    "account_setup", "first_client", "first_form", "first_journey", "ten_clients",
+    "first_automation",
+]  # fmt: skip
+
+
+class Wire(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Request(Wire):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True
+    )
+
+
+# ----- errors -----------------------------------------------------------------------------
+
+
+class ErrorBody(Wire):
+    code: str
+    message: str
+
+
+class ErrorResponse(Wire):
+    success: Literal[False] = False
+    error: ErrorBody
+
+
+# ----- health score -----------------------------------------------------------------------
+
+
+class Breakdown(Wire):
+    login_frequency: int = Field(ge=0, le=100)
+    feature_adoption: int = Field(ge=0, le=100)
+    client_engagement: int = Field(ge=0, le=100)
+    support_health: int = Field(ge=0, le=100)
+    billing_health: int = Field(ge=0, le=100)
+    onboarding_progress: int = Field(ge=0, le=100)
+
+
+class Recommendation(Wire):
+    type: str
+    title: str
+    description: str
+    priority: Priority
+
+
+class HealthScore(Wire):
+    current: int = Field(ge=0, le=100)
+    previous: int | None = Field(ge=0, le=100)
+    trend: Literal["improving", "stable", "declining"]
+    risk_level: HealthBand
+    breakdown: Breakdown
+    churn_probability: float = Field(ge=0, le=1)
+    recommendations: list[Recommendation]
+    next_review_date: date
+
+
+class HealthScoreResponse(Wire):
+    success: Literal[True] = True
+    health_score: HealthScore
+
+
+# ----- churn predictions ------------------------------------------------------------------
+
+
+class ChurnPredictionItem(Wire):
+    user_id: str
+    churn_probability: float = Field(ge=0, le=1)
+    risk_level: ChurnLevel
+    predicted_churn_date: date | None
+    factors: dict[str, float]
+    recommended_actions: list[str]
+    ltv_at_risk: float
+    prevention_cost: float
+    model_version: str
+
+
+class ChurnPredictionsResponse(Wire):
+    success: Literal[True] = True
+    predictions: list[ChurnPredictionItem]
+    total_at_risk: int
+    total_ltv_at_risk: float
+
+
+# ----- interventions ----------------------------------------------------------------------
+
+
+class Customization(Request):
+    message: str | None = Field(default=None, max_length=5000)
+    timeline: str | None = Field(default=None, max_length=200)
+    special_offers: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+        default=None, max_length=20
+    )
+
+
+class TriggerInterventionRequest(Request):
+    user_id: UserId
+    intervention_type: InterventionType
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    priority: Priority
+    customization: Customization | None = None
+
+
+class ExecutionSummary(Wire):
+    id: str
+    user_id: str
+    intervention_type: InterventionType
+    status: Literal["scheduled", "held_out", "sent", "failed", "completed", "cancelled"]
+    scheduled_at: datetime
+    reason: str
+    priority: Priority
+
+
+class TriggerResponse(Wire):
+    success: Literal[True] = True
+    execution: ExecutionSummary
+
+
+# ----- onboarding -------------------------------------------------------------------------
+
+
+class MilestoneMetadata(Request):
+    time_to_complete: float | None = Field(default=None, ge=0)
+    assistance_required: bool | None = None
+    satisfaction_rating: int | None = Field(default=None, ge=1, le=5)
+
+
+class MilestoneCompletionRequest(Request):
+    user_id: UserId
+    milestone_type: MilestoneType
+    metadata: MilestoneMetadata | None = None
+
+
+class Blocker(Wire):
+    milestone: MilestoneType
+    target_date: date
+    days_late: int = Field(ge=1)
+    description: str
+
+
+class OnboardingProgress(Wire):
+    user_id: str
+    current_step: MilestoneType | Literal["completed"]
+    total_steps: int
+    milestones_completed: int
+    total_milestones: int
+    days_in_onboarding: int
+    expected_completion_date: date | None
+    completed: list[MilestoneType]
+    blockers: list[Blocker]
+    next_actions: list[str]
+
+
+class OnboardingResponse(Wire):
+    success: Literal[True] = True
+    onboarding: OnboardingProgress
+
+
+# ----- model-serving ----------------------------------------------------------------------
+
+
+class ScoreRequest(Request):
+    user_ids: list[UserId] = Field(min_length=1, max_length=1000)
+
+
+class UserScore(Wire):
+    user_id: str
+    found: bool
+    health_score: int | None = Field(ge=0, le=100)
+    health_risk_level: HealthBand | None
+    breakdown: Breakdown | None
+    churn_probability: float | None = Field(ge=0, le=1)
+    health_churn_probability: float | None = Field(ge=0, le=1)
+    churn_risk_level: ChurnLevel | None
+    top_factors: list[str]
+    churn_model_version: str
+    health_model_version: str
+
+
+class ScoreResponse(Wire):
+    success: Literal[True] = True
+    scores: list[UserScore]
+
+
+class ExplainRequest(Request):
+    user_id: UserId
+
+
+class Explanation(Wire):
+    user_id: str
+    base_value: float
+    margin: float
+    churn_probability: float = Field(ge=0, le=1)
+    features: dict[str, float]
+    families: dict[str, float]
+    model_version: str
+
+
+class ExplainResponse(Wire):
+    success: Literal[True] = True
+    explanation: Explanation
+
+
+class ServedModel(Wire):
+    name: str
+    version: str
+    run_id: str | None
+    feature_service: str
+    role: str
+
+
+class ModelsResponse(Wire):
+    success: Literal[True] = True
+    models: list[ServedModel]

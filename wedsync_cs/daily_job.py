@@ -1,0 +1,208 @@
+"""``wedsync-cs score-daily``: one day of data in, every active supplier scored and stored.
+
+Wiring only: the incremental feature build (:mod:`feature_repo.build`), materialisation, the
+directory sync (:mod:`serving.db.directory`), the Scorer over the day's feature rows
+(:mod:`serving.scorer`), the day's rows (:mod:`serving.daily`) and their batched upserts
+(:mod:`serving.db.scores`).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import typer
+
+from wedsync_cs.settings import Settings
+
+CHUNK_ROWS = 20_000  # rows scored at a time: bounds the memory of the TreeSHAP matrices
+
+
+@dataclass
+class DailyRun:
+    """What one run did."""
+
+    day: date
+    backfill: bool
+    active: int = 0
+    scored: int = 0
+    churn_levels: dict[str, int] = field(default_factory=dict)
+    health_bands: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def unscored(self) -> int:
+        return self.active - self.scored
+
+
+@contextmanager
+def _stage(run: DailyRun, name: str) -> Iterator[None]:
+    began = time.perf_counter()
+    typer.echo(f"  {name} ...", nl=False)
+    yield
+    run.seconds[name] = time.perf_counter() - began
+    typer.echo(f" {run.seconds[name]:.1f} s")
+
+
+def _day_features(table: Path, day: date) -> pd.DataFrame:
+    """The feature rows of ``day`` (stamped the next midnight UTC: its data is complete)."""
+    stamp = pd.Timestamp(day + timedelta(days=1), tz="UTC")
+    return pq.read_table(table, filters=[("event_timestamp", "==", stamp)]).to_pandas()
+
+
+def _contract_table(raw: Path, name: str) -> pd.DataFrame:
+    return pq.read_table(Path(raw) / f"{name}.parquet").to_pandas()
+
+
+def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> DailyRun:
+    """Build, materialise, sync and score one day; print each stage and a summary.
+
+    Raises:
+        DatabaseNotReadyError: the operational database is unreachable or behind.
+        LookupError: no champion model is registered yet.
+        ValueError: ``as_of`` is outside the export's days.
+        RawDataError: the export breaks the contract.
+    """
+    from feature_repo.build import extends_last_build
+    from feature_repo.readers import FrameFeatureReader
+    from serving.daily import ServedVersions, day_rows
+    from serving.db.directory import directory_rows, sync_directory, sync_milestones
+    from serving.db.migrate import require_current
+    from serving.db.models import ChurnPrediction, CustomerHealth
+    from serving.db.scores import previous_scores, record_versions, upsert
+    from serving.scorer import Scorer
+    from training.registry import CHURN_MODEL, HEALTH_MODEL, load_champions
+    from wedsync_cs.database import operational_engine
+    from wedsync_cs.feature_jobs import build_features, materialize_features
+
+    engine = operational_engine(settings)
+    require_current(engine)
+    champions = load_champions(settings.tracking_uri, settings.threads)
+    settings.ensure_home()
+    run = DailyRun(day=as_of or date.min, backfill=as_of is not None)
+    typer.secho(f"Scoring the day of {raw}", bold=True)
+
+    with _stage(run, "feature build"):
+        incremental = extends_last_build(settings.feature_table_path, raw)
+        extra = (as_of,) if as_of is not None else ()
+        build = build_features(settings, raw, incremental=incremental, extra_days=extra)
+    last = date.fromisoformat(build.last_day)
+    day = as_of or last
+    if not date.fromisoformat(build.first_day) <= day <= last:
+        raise ValueError(
+            f"--as-of {day} is outside the export's days ({build.first_day} to {last})"
+        )
+    run.day, run.backfill = day, day < last
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+    if not run.backfill:
+        with _stage(run, "materialise"), redirect_stdout(io.StringIO()):
+            materialize_features(settings, pd.Timestamp(end))  # Feast prints per view
+
+    with _stage(run, "directory sync"):
+        suppliers = _contract_table(raw, "suppliers")
+        cancellations = _contract_table(raw, "cancellations")
+        directory = pd.DataFrame(directory_rows(suppliers, cancellations, end))
+        if not run.backfill or not _has_directory(engine):
+            # a backfill never rolls the directory back to an older day
+            sync_directory(engine, suppliers, cancellations, end)
+            sync_milestones(engine, _contract_table(raw, "milestones"), end)
+        active = directory[directory["status"] == "active"]
+        run.active = len(active)
+
+    with _stage(run, "read features"):
+        features = _day_features(settings.feature_table_path, day)
+        features = features[features["supplier_id"].isin(set(active["supplier_id"]))]
+        missing = run.active - features["supplier_id"].nunique()
+
+    scorer = Scorer(champions, FrameFeatureReader(features))
+    health_rows: list[dict] = []
+    prediction_rows: list[dict] = []
+    computed_at = datetime.now(UTC)
+    versions = ServedVersions(churn=champions.churn_version, health=champions.health_version)
+    began = time.perf_counter()
+    previous = previous_scores(engine, day)
+    keys = pd.DataFrame(
+        {"supplier_id": features["supplier_id"].astype(str), "as_of": features["event_timestamp"]}
+    ).reset_index(drop=True)
+    with typer.progressbar(length=len(keys), label="  score and explain") as bar:
+        for start in range(0, len(keys), CHUNK_ROWS):
+            part = keys.iloc[start : start + CHUNK_ROWS]
+            assessment = scorer.assess(part)
+            h, p = day_rows(assessment, active, previous, day, versions, computed_at)
+            health_rows += h
+            prediction_rows += p
+            _count(run, assessment.scores)
+            bar.update(len(part))
+    run.seconds["score and explain"] = time.perf_counter() - began
+    run.scored = len(prediction_rows)
+
+    began = time.perf_counter()
+    with typer.progressbar(length=2 * run.scored, label="  write") as bar:
+        upsert(engine, CustomerHealth, health_rows, settings.score_batch_rows, bar.update)
+        upsert(engine, ChurnPrediction, prediction_rows, settings.score_batch_rows, bar.update)
+    run.seconds["write"] = time.perf_counter() - began
+    record_versions(
+        engine,
+        [
+            {
+                "name": CHURN_MODEL,
+                "version": champions.churn_version,
+                "run_id": champions.churn_run_id,
+                "feature_service": champions.services[0],
+            },
+            {
+                "name": HEALTH_MODEL,
+                "version": champions.health_version,
+                "run_id": champions.health_run_id,
+                "feature_service": champions.services[1],
+            },
+        ],
+    )
+    engine.dispose()
+    _print_run(run, missing)
+    return run
+
+
+def _has_directory(engine) -> bool:
+    from sqlalchemy import select
+
+    from serving.db.models import Supplier
+
+    with engine.connect() as connection:
+        return connection.scalar(select(Supplier.supplier_id).limit(1)) is not None
+
+
+def _count(run: DailyRun, scores: pd.DataFrame) -> None:
+    for column, counts in (("churn_risk", run.churn_levels), ("health_risk", run.health_bands)):
+        for level, n in scores[column].dropna().value_counts().items():
+            counts[str(level)] = counts.get(str(level), 0) + int(n)
+
+
+def _print_run(run: DailyRun, missing: int) -> None:
+    kind = "backfill of" if run.backfill else "day"
+    typer.secho(f"Scored {kind} {run.day}", bold=True)
+    typer.echo(
+        f"  active suppliers {run.active:,}; scored {run.scored:,} "
+        f"({run.scored / max(run.active, 1):.1%}); without a feature row {missing:,}; "
+        f"without a score {run.unscored - missing:,}"
+    )
+    levels = ("critical", "high", "medium", "low")
+    typer.echo(
+        "  churn risk: " + ", ".join(f"{lv} {run.churn_levels.get(lv, 0):,}" for lv in levels)
+    )
+    bands = ("healthy", "at_risk", "critical")
+    typer.echo("  health: " + ", ".join(f"{b} {run.health_bands.get(b, 0):,}" for b in bands))
+    total = sum(run.seconds.values())
+    typer.echo(
+        "  time: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
+        + f"; total {total:.1f} s"
+    )
