@@ -23,7 +23,7 @@ demo: install ## Simulate, build features, train and register the models on a de
 	$(BIN)/wedsync-cs demo
 
 test: install ## Run every test (PostgreSQL and Redis tests need the servers)
-	$(BIN)/pytest -n 2 tests
+	$(BIN)/pytest -n 2 --dist loadgroup tests
 
 lint: install ## ruff check and format check
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ import warnings
 
 import bentoml
 
-from serving.api.app import Backend, build_app, unavailable
+from serving.api.app import Backend, PlainErrorsAsEnvelope, build_app, unavailable
 
 RETRY_SECONDS = 5.0
 
@@ -69,3 +69,6 @@ class CustomerSuccess:
             return self.backend().database_reachable()
         except Exception:
             return False
+
+
+CustomerSuccess.add_asgi_middleware(PlainErrorsAsEnvelope)

@@ -9,6 +9,7 @@ a 500 with no internals in it (and logged).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -253,3 +254,51 @@ def build_app(backend: Callable[[], Backend]) -> FastAPI:
 
 def unavailable(reason: str) -> UnavailableError:
     return UnavailableError(f"the service is not ready: {reason}")
+
+
+class PlainErrorsAsEnvelope:
+    """ASGI middleware for the server around the app: BentoML's own router answers a path that
+    reaches no route (one holding a newline, say) with a plain-text 404; this answers such
+    plain-text 404 and 405 in the error envelope like every other error."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced: dict[str, int] = {}
+
+        async def send_enveloped(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                plain = headers.get(b"content-type", b"").startswith(b"text/plain")
+                if message["status"] in (404, 405) and plain:
+                    replaced["status"] = message["status"]
+                    return
+            elif message["type"] == "http.response.body" and replaced:
+                if message.get("more_body"):
+                    return
+                status = replaced["status"]
+                code = "not_found" if status == 404 else "method_not_allowed"
+                body = json.dumps(
+                    schemas.ErrorResponse(
+                        error=schemas.ErrorBody(code=code, message="no such route")
+                    ).model_dump(mode="json")
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_enveloped)
