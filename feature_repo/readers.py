@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FeatureRows:
-    """Feature rows for key rows: ``frame`` has the keys' index, ``supplier_id`` and the
-    services' columns in the catalogue's dtypes; ``found`` says which keys had a row (the others
+    """Feature rows for key rows: ``frame`` has the keys' index, ``supplier_id``, the services'
+    columns in the catalogue's dtypes and ``event_timestamp``, the stamp of the row read (its
+    day's data ends then; NaT without a row); ``found`` says which keys had a row (the others
     are all null)."""
 
     frame: pd.DataFrame
@@ -242,7 +243,10 @@ class PointInTimeReader:
             got = pd.DataFrame(columns=columns)
         frame = frame.join(got[columns])
         frame = catalog_dtypes(frame)
-        return FeatureRows(frame=frame, found=_found(frame, columns))
+        stamp = pd.to_datetime(pd.Series(days, index=keys.index)).dt.tz_localize("UTC")
+        found = _found(frame, columns)
+        frame["event_timestamp"] = (stamp + pd.Timedelta(days=1)).where(found)
+        return FeatureRows(frame=frame, found=found)
 
 
 class FrameFeatureReader:
@@ -266,4 +270,6 @@ class FrameFeatureReader:
         )
         got = wanted.merge(rows, how="left", on=["supplier_id", "as_of"], validate="many_to_one")
         frame = catalog_dtypes(got.drop(columns="as_of")).set_axis(keys.index)
-        return FeatureRows(frame=frame, found=_found(frame, columns))
+        found = _found(frame, columns)
+        frame["event_timestamp"] = wanted["as_of"].where(found)
+        return FeatureRows(frame=frame, found=found)

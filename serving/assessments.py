@@ -22,6 +22,7 @@ from serving.db.scores import previous_score
 from serving.errors import NotFoundError
 from serving.scorer import TOP_FACTORS, Assessment, Scorer
 from training.registry import CHURN_MODEL, HEALTH_MODEL
+from training.timing import TIMING_MODEL
 
 
 def _int(value: float) -> int:
@@ -120,6 +121,7 @@ class SupplierAssessments:
                         float(s["health_churn_probability"]) if found else None
                     ),
                     churn_risk_level=s["churn_risk"] if found else None,
+                    predicted_churn_date=s["predicted_churn_date"] if found else None,
                     top_factors=[
                         s[f"top_factor_{k}"]
                         for k in range(1, TOP_FACTORS + 1)
@@ -170,5 +172,18 @@ class SupplierAssessments:
                 run_id=m.health_run_id,
                 feature_service=m.services[1],
                 role="health score and its calibrated churn probability",
+            ),
+            *(
+                [
+                    schemas.ServedModel(
+                        name=TIMING_MODEL,
+                        version=m.timing_version,
+                        run_id=m.timing_run_id,
+                        feature_service=m.services[0],
+                        role="predicted churn date (survival:aft median)",
+                    )
+                ]
+                if m.timing is not None and m.timing_version is not None
+                else []
             ),
         ]

@@ -32,6 +32,7 @@ _SCORE_TYPES: Final = {
     "churn_probability": pa.float64(),
     "health_score": pa.float64(),
     "health_churn_probability": pa.float64(),
+    "predicted_churn_date": pa.date32(),
 }
 OUTPUT_SCHEMA: Final = pa.schema(
     [

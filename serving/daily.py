@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from features.catalog import FAMILIES, HEALTH_FACTORS
@@ -36,7 +35,6 @@ def day_rows(
     day: date,
     versions: ServedVersions,
     computed_at: datetime,
-    churn_dates: pd.Series | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The health and prediction rows of the scored suppliers of ``assessment``.
 
@@ -45,8 +43,6 @@ def day_rows(
             rows); rows without a score are left out.
         directory: ``supplier_id`` and ``monthly_revenue`` of the suppliers scored.
         previous: each supplier's last stored health score before ``day`` (index supplier_id).
-        churn_dates: each supplier's predicted churn date (same index as the assessment), or
-            none without a timing model.
 
     Returns:
         ``customer_health`` rows and ``churn_predictions`` rows, one per scored supplier.
@@ -70,11 +66,7 @@ def day_rows(
     cost = prevention_cost(at_risk)
     factors = assessment.factors[ok]
     families = assessment.families[ok][list(FAMILIES)].to_numpy(float)
-    dates = (
-        churn_dates[ok].to_numpy(object)
-        if churn_dates is not None
-        else np.full(len(ids), None, dtype=object)
-    )
+    dates = scores["predicted_churn_date"].to_numpy(object)
     health_rows, prediction_rows = [], []
     factor_values = factors[list(HEALTH_FACTORS)].to_numpy(float)
     segments = factors["health_segment"].astype(object).to_numpy()

@@ -29,6 +29,7 @@ SCORE_COLUMNS: Final = (
     "health_churn_probability",
     "health_risk",
     *(f"top_factor_{k}" for k in range(1, TOP_FACTORS + 1)),
+    "predicted_churn_date",
 )
 
 
@@ -128,7 +129,18 @@ class Scorer:
             index=features.index,
         )
         families = self.explainer.explain(X).by_family()
-        return out.join(top_positive_factors(families, TOP_FACTORS)), families
+        out = out.join(top_positive_factors(families, TOP_FACTORS))
+        out["predicted_churn_date"] = self._churn_dates(features)
+        return out, families
+
+    def _churn_dates(self, features: pd.DataFrame) -> list:
+        """The timing model's predicted churn date from each row's instant (None without a
+        timing model, or when the median is more than a year away)."""
+        timing = self.models.timing
+        if timing is None:
+            return [None] * len(features)
+        stamps = pd.to_datetime(features["event_timestamp"], utc=True)
+        return timing.churn_dates(features, [s.date() for s in stamps])
 
     def explain(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
         """Per key with a scorable row: each feature's TreeSHAP contribution to the churn

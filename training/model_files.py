@@ -25,6 +25,7 @@ from training.calibration import IsotonicCalibrator
 from training.config import ExperimentConfig
 from training.health_model import HealthModel
 from training.models import feature_matrix
+from training.timing import TimingModel
 
 BOOSTER_FILE: Final = "model.ubj"
 COMPANIONS: Final = "extra_files"
@@ -149,6 +150,9 @@ class Champions:
     health_version: str
     churn_run_id: str | None = None
     health_run_id: str | None = None
+    timing: TimingModel | None = None
+    timing_version: str | None = None
+    timing_run_id: str | None = None
 
     @property
     def services(self) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from training.model_files import (
     read_churn_model,
     read_health_model,
 )
+from training.timing import TIMING_MODEL, read_timing_model
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,22 @@ def load_champions(tracking_uri: str, threads: int = 2) -> Champions:
                 f"no {name}@{CHAMPION} in the MLflow registry at {tracking_uri}: run "
                 "`wedsync-cs train` first"
             ) from err
+    timing, timing_version, timing_run = None, None, None
+    try:  # optional: homes trained before the timing model have none
+        found = client.get_model_version_by_alias(TIMING_MODEL, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        found = None
+    if found is not None:
+        timing_version, timing_run = str(found.version), found.run_id
+        with tempfile.TemporaryDirectory(prefix="cs-timing-") as tmp:
+            folder = mlflow.artifacts.download_artifacts(
+                f"models:/{TIMING_MODEL}/{timing_version}", dst_path=tmp
+            )
+            timing = read_timing_model(Path(folder), threads)
     return Champions(
+        timing=timing,
+        timing_version=timing_version,
+        timing_run_id=timing_run,
         churn=load_churn_model(f"models:/{CHURN_MODEL}/{versions[CHURN_MODEL]}", threads),
         health=load_health_model(f"models:/{HEALTH_MODEL}/{versions[HEALTH_MODEL]}"),
         churn_version=versions[CHURN_MODEL],

@@ -23,6 +23,7 @@ from training.evaluation import evaluate_holdout, fit_models, health_inputs
 from training.models import feature_matrix
 from training.refit import RefitCheck, deployed_fit, refit_check
 from training.registry import RegisteredVersion
+from training.timing_job import TimingResult, record_timing
 from training.tracking import (
     RunContext,
     flatten,
@@ -84,6 +85,7 @@ class TrainResult:
     train_until: pd.Timestamp | None
     churn: RegisteredVersion
     health: RegisteredVersion
+    timing: TimingResult
     tracking_uri: str
     artifact_root: Path
     window: TrainingWindow | None
@@ -228,6 +230,17 @@ def run_training(
     churn, health = record_runs(
         frame, models, deployed, evaluation, cfg, ctx, tracking_uri, artifact_root, threads
     )
+    timing = record_timing(
+        frame,
+        models,
+        evaluation,
+        cfg,
+        raw=Path(raw),
+        holdout_id=holdout_id,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        threads=threads,
+    )
     missing = (~truth.matched) if truth is not None else np.zeros(len(frame), bool)
     return TrainResult(
         config=cfg,
@@ -253,6 +266,7 @@ def run_training(
         train_until=train_until,
         churn=churn,
         health=health,
+        timing=timing,
         tracking_uri=tracking_uri,
         artifact_root=Path(artifact_root),
         window=window,

@@ -36,7 +36,7 @@ def _setup_logging() -> None:
         level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Feast logs every registry refresh at INFO, Alembic every plugin and migration context.
-    for noisy in ("feast", "alembic"):
+    for noisy in ("feast", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     # MLflow's own SQLAlchemy use warns on every start; its artifact copies draw progress bars
     warnings.filterwarnings("ignore", message=".*noload.*", module="mlflow")

@@ -79,6 +79,7 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
     from serving.db.scores import previous_scores, record_versions, upsert
     from serving.scorer import Scorer
     from training.registry import CHURN_MODEL, HEALTH_MODEL, load_champions
+    from training.timing import TIMING_MODEL
     from wedsync_cs.database import operational_engine
     from wedsync_cs.feature_jobs import build_features, materialize_features
 
@@ -126,7 +127,11 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
     health_rows: list[dict] = []
     prediction_rows: list[dict] = []
     computed_at = datetime.now(UTC)
-    versions = ServedVersions(churn=champions.churn_version, health=champions.health_version)
+    versions = ServedVersions(
+        churn=champions.churn_version,
+        health=champions.health_version,
+        timing=champions.timing_version,
+    )
     began = time.perf_counter()
     previous = previous_scores(engine, day)
     keys = pd.DataFrame(
@@ -149,9 +154,22 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
         upsert(engine, CustomerHealth, health_rows, settings.score_batch_rows, bar.update)
         upsert(engine, ChurnPrediction, prediction_rows, settings.score_batch_rows, bar.update)
     run.seconds["write"] = time.perf_counter() - began
+    timing = (
+        [
+            {
+                "name": TIMING_MODEL,
+                "version": champions.timing_version,
+                "run_id": champions.timing_run_id,
+                "feature_service": champions.services[0],
+            }
+        ]
+        if champions.timing_version
+        else []
+    )
     record_versions(
         engine,
         [
+            *timing,
             {
                 "name": CHURN_MODEL,
                 "version": champions.churn_version,

@@ -153,8 +153,9 @@ def run_demo(
     time_budget: float,
 ) -> bool:
     """Simulate a default set under CS_HOME, validate it, build, register and materialise its
-    features, show one supplier's features online and point-in-time, then train, evaluate and
-    register the models on a small tuning budget."""
+    features, show one supplier's features online and point-in-time, train, evaluate and
+    register the models on a small tuning budget, score the last day into the operational
+    database, then serve the API and send it the contract's example requests."""
     from wedsync_cs.feature_jobs import build_features, materialize_features
     from wedsync_cs.model_jobs import train
 
@@ -189,8 +190,21 @@ def run_demo(
         time_budget=time_budget,
         truth=out / "truth.parquet",
     )
+    from serving.db.migrate import upgrade
+    from wedsync_cs.daily_job import score_daily
+    from wedsync_cs.database import operational_engine
+    from wedsync_cs.demo_api import run_api_demo
+
+    engine = operational_engine(settings)
+    state = upgrade(engine)
+    engine.dispose()
+    typer.secho(f"\nOperational database at revision {state.current}", bold=True)
+    score_daily(settings, out / "raw")
+    (home / "logs").mkdir(exist_ok=True)
+    done = run_api_demo(home / "logs" / "demo-service.log")
+    failed = [e for e in done if e.status >= 500]
     typer.echo(
-        f"\nNext: wedsync-cs predict --raw {out / 'raw'} --entities FILE --out FILE "
-        "scores (supplier_id, as_of) rows with these champions."
+        f"\nNext: wedsync-cs serve --port 3000 (set CS_API_TOKENS); wedsync-cs score-daily "
+        f"--raw {out / 'raw'} each day; wedsync-cs predict for batch (supplier_id, as_of) rows."
     )
-    return True
+    return not failed

@@ -172,6 +172,18 @@ def print_training(result) -> None:
     _section("Churn drivers: mean |SHAP| per factor family (log-odds)")
     _print_frame(r.families.rename("mean_abs_shap").to_frame())
 
+    t = r.timing
+    _section("Churn timing (survival:aft): predicted churn date")
+    typer.echo(
+        f"  holdout concordance index {t.c_index:.4f} (the churn score as a ranking: "
+        f"{t.baseline_c_index:.4f}) on {t.holdout_rows:,} rows with {t.holdout_events:,} "
+        f"cancellations; rank agreement with the churn probability {t.rank_agreement:.3f}; "
+        f"{t.dated_share:.1%} of the rows get a date within a year (scale {t.scale}, "
+        f"{t.rounds} rounds)"
+    )
+    verdict = "promoted to champion" if t.promoted else "not promoted"
+    typer.echo(f"  churn_timing v{t.version}: {verdict}: {t.promotion}")
+
     _section("Registry (promotion on holdout log loss)")
     for v in (r.churn, r.health):
         verdict = "promoted to champion" if v.promotion.promoted else "not promoted"

@@ -197,6 +197,7 @@ class UserScore(Wire):
     churn_probability: float | None = Field(ge=0, le=1)
     health_churn_probability: float | None = Field(ge=0, le=1)
     churn_risk_level: ChurnLevel | None
+    predicted_churn_date: date | None
     top_factors: list[str]
     churn_model_version: str
     health_model_version: str

@@ -89,6 +89,14 @@ def test_every_active_supplier_is_scored_once_and_a_rerun_replaces(served, tmp_p
     assert (p["intervention_recommended"] == (p["risk_level"] != "low")).all()
     assert health["score"].between(0, 100).all() and health["trend"].eq("stable").all()
     assert all(set(f) >= {"login", "billing"} for f in p["factors"])
+    # the timing model's dates: within a year of the day, and sooner for riskier suppliers
+    assert (p["timing_model_version"] == "1").all()
+    dated = p["predicted_churn_date"].notna()
+    assert dated.any()
+    ahead = (pd.to_datetime(p.loc[dated, "predicted_churn_date"]) - pd.Timestamp(day)).dt.days
+    assert ahead.between(1, 366).all()
+    riskier = p["churn_probability"] >= p["churn_probability"].quantile(0.9)
+    assert dated[riskier].mean() > dated[~riskier].mean()
 
     again = run_cli(env, "score-daily", "--raw", served.raw)
     assert again.exit_code == 0, again.output
