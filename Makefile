@@ -4,9 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 3000
+WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo serve test lint bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,8 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv with the pinned dependency set
 
-demo: install ## Simulate, build features, train and register the models on a default set (state in CS_HOME)
+demo: install ## Simulate, build features, train, score the day, serve the API and call it (state in CS_HOME)
 	$(BIN)/wedsync-cs demo
+
+serve: install ## Serve the API on 127.0.0.1 (PORT=3000, WORKERS=2; tokens in CS_API_TOKENS)
+	$(BIN)/wedsync-cs serve --port $(PORT) --workers $(WORKERS)
 
 test: install ## Run every test (PostgreSQL and Redis tests need the servers)
 	$(BIN)/pytest -n 2 --dist loadgroup tests

@@ -22,7 +22,8 @@ from benchmarks.harness import Result, run_child
 from benchmarks.model_bench import SCENARIOS
 
 BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
-MODEL_BENCHES = ("train", "predict")
+MODEL_BENCHES = ("train", "predict", "score_daily")
+SERVING_BENCHES = ("serving",)
 
 
 def bench_simulator(suppliers: int, days: int, workdir: Path) -> Result:
@@ -119,6 +120,46 @@ def bench_predict(workdir: Path, rows: int, span: str, days: int) -> Result:
     return Result(f"predict {rows:,} rows ({span})", d["predict_seconds"], run.peak_gb, 60, 8, d)
 
 
+def bench_score_daily(workdir: Path, database: str) -> Result:
+    """``score-daily`` of the newest day of the simulated folder over the day before (prepared
+    by processes of their own), with the champion of the training benchmark."""
+    from benchmarks.daily_bench import postgres_database
+
+    url = postgres_database() if database == "postgresql" else None
+    if not (workdir / "yesterday").is_dir():
+        run_child("feature_bench:export_all_but_last_day", workdir=str(workdir))
+    common = {"workdir": str(workdir), "tag": database}
+    run_child("daily_bench:stage_export", source="yesterday", **common)
+    before = run_child("daily_bench:yesterday", database_url=url, **common)
+    run_child("daily_bench:stage_export", source="sim/raw", **common)
+    run = run_child("daily_bench:today", database_url=url, **common)
+    details = {**run.details, "yesterday_seconds": round(before.seconds, 1)}
+    return Result(f"score-daily ({database})", run.seconds, run.peak_gb, 180, 8, details)
+
+
+def bench_serving(
+    workdir: Path, suppliers: int, days: int, trials: int, requests: int, memory_requests: int
+) -> Result:
+    """The service under 8 clients (two workers) and its memory after many requests."""
+    if not (workdir / "serve_home").is_dir():
+        run_child(
+            "serving_bench:prepare",
+            workdir=str(workdir),
+            suppliers=suppliers,
+            days=days,
+            trials=trials,
+        )
+    run = run_child(
+        "serving_bench:load",
+        workdir=str(workdir),
+        workers=2,
+        clients=8,
+        requests=requests,
+        memory_requests=memory_requests,
+    )
+    return Result("serving: load and memory", run.seconds, run.peak_gb, 1800, 8, run.details)
+
+
 def report(result: Result) -> Result:
     """Print a benchmark's line and its details as they come."""
     print(result.line(), flush=True)
@@ -150,6 +191,10 @@ def main() -> None:
         "--no-limit", action="store_true", help="skip the information-limit benchmark"
     )
     parser.add_argument("--predict-rows", type=int, default=100_000)
+    parser.add_argument("--serving-suppliers", type=int, default=5_000)
+    parser.add_argument("--serving-trials", type=int, default=8)
+    parser.add_argument("--serving-requests", type=int, default=5_000)
+    parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -164,18 +209,29 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=BENCHES + MODEL_BENCHES,
+        choices=BENCHES + MODEL_BENCHES + SERVING_BENCHES,
         action="append",
         help="run only these (the simulation always runs: the others use it)",
     )
     args = parser.parse_args()
-    chosen = args.only or list(BENCHES + MODEL_BENCHES)
+    chosen = args.only or list(BENCHES + MODEL_BENCHES + SERVING_BENCHES)
     if args.reuse_model and not (args.workdir and (args.workdir / "train_home").is_dir()):
         parser.error("--reuse-model needs a --workdir where a previous run trained the models")
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
         workdir = Path(args.workdir or tmp).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        if set(chosen) & set(MODEL_BENCHES) and not args.reuse_model:
+        if "serving" in chosen:
+            report(
+                bench_serving(
+                    workdir,
+                    args.serving_suppliers,
+                    args.days,
+                    args.serving_trials,
+                    args.serving_requests,
+                    args.memory_requests,
+                )
+            )
+        if set(chosen) & {"train", "predict"} and not args.reuse_model:
             # the model benchmarks simulate their own, fresh, seed: run them first
             train = report(
                 bench_train(
@@ -193,7 +249,7 @@ def main() -> None:
         if "predict" in chosen:
             for span in ("recent", "history"):
                 report(bench_predict(workdir, args.predict_rows, span, args.days))
-        if not set(chosen) & set(BENCHES):
+        if not set(chosen) & {*BENCHES, "score_daily"}:
             return
         if args.data:
             if not (workdir / "sim").exists():
@@ -211,6 +267,11 @@ def main() -> None:
             if name in chosen:
                 for result in steps[name]():
                     report(result)
+        if "score_daily" in chosen:
+            if not (workdir / "train_home").is_dir():
+                parser.error("score_daily needs a trained champion: add --only train")
+            for database in ("sqlite", "postgresql"):
+                report(bench_score_daily(workdir, database))
 
 
 if __name__ == "__main__":

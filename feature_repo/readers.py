@@ -49,18 +49,48 @@ def service_union(services: Sequence[str]) -> list[str]:
 def catalog_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     """Feature columns in the catalogue's dtypes (categories with their fixed levels, integers
     as nullable integers, numbers as float); other columns untouched."""
-    out = frame.copy()
-    for name in out.columns:
-        if name not in FEATURES:
-            continue
-        kind = FEATURES[name][1]
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        kind = FEATURES[name][1] if name in FEATURES else None
         if kind == "category":
-            out[name] = pd.Categorical(out[name].astype(object), categories=CATEGORIES[name])
+            dtype = column.dtype
+            levels = CATEGORIES[name]
+            if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == levels:
+                out[name] = column
+            else:
+                out[name] = pd.Categorical(column.astype(object), categories=levels)
         elif kind == "int":
-            out[name] = pd.to_numeric(out[name]).astype("Int64")
+            out[name] = (
+                column
+                if isinstance(column.dtype, pd.Int64Dtype)
+                else pd.to_numeric(column).astype("Int64")
+            )
+        elif kind == "float":
+            out[name] = (
+                column if column.dtype == np.float64 else pd.to_numeric(column).astype("float64")
+            )
         else:
-            out[name] = pd.to_numeric(out[name]).astype("float64")
-    return out
+            out[name] = column
+    return pd.DataFrame(out, index=frame.index)
+
+
+def typed_frame(values: dict[str, list], columns: Sequence[str]) -> pd.DataFrame:
+    """A frame in the catalogue's dtypes from plain lists (None for missing), built column by
+    column without pandas' type inference (the online reader's per-request path)."""
+    out: dict[str, object] = {}
+    for name in columns:
+        raw = values[name]
+        kind = FEATURES[name][1] if name in FEATURES else None
+        if kind == "category":
+            out[name] = pd.Categorical(raw, categories=CATEGORIES[name])
+        elif kind == "int":
+            out[name] = pd.array(raw, dtype="Int64")
+        elif kind == "float":
+            out[name] = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
+        else:
+            out[name] = pd.array(raw, dtype=object)
+    return pd.DataFrame(out)
 
 
 def feature_refs(store: FeatureStore, services: Sequence[str]) -> list[str]:
@@ -114,10 +144,11 @@ class OnlineFeatureReader:
                 for column in service_columns(name):
                     got.setdefault(column, part[column])
                     stamps = np.maximum(stamps, np.asarray(part[f"{column}__ts"], np.int64))
-        frame = pd.DataFrame(
-            {c: got.get(c, pd.Series(dtype=object)) for c in ["supplier_id", *columns]}
-        )
-        frame = catalog_dtypes(frame).set_axis(keys.index)
+        if ids:
+            frame = typed_frame(got, ["supplier_id", *columns]).set_axis(keys.index)
+        else:
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ["supplier_id", *columns]})
+            frame = catalog_dtypes(empty).set_axis(keys.index)
         when = pd.to_datetime(np.where(stamps > 0, stamps, np.iinfo(np.int64).min), unit="s")
         frame["event_timestamp"] = pd.Series(when, index=keys.index).dt.tz_localize("UTC")
         return FeatureRows(frame=frame, found=_found(frame, columns))

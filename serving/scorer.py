@@ -13,12 +13,13 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
 from feature_repo.readers import FeatureReader, FeatureRows
 from features.catalog import FAMILIES
 from training.explain import ChurnExplainer, top_positive_factors
 from training.health_model import health_inputs
-from training.model_files import Champions, calibrated_churn
+from training.model_files import Champions
 from training.risk import churn_risk, health_risk
 
 TOP_FACTORS: Final = 3
@@ -115,7 +116,9 @@ class Scorer:
     def _score(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         churn, health = self.models.churn, self.models.health
         X = churn.matrix(features)
-        probability = calibrated_churn(churn.booster, churn.calibrator, X)
+        matrix = xgb.DMatrix(X, enable_categorical=True)  # once, for scores and attributions
+        raw = churn.booster.get_booster().predict(matrix)  # = predict_proba(X)[:, 1]
+        probability = churn.calibrator.predict(raw)
         factors, segment = health_inputs(features)
         score = health.model.score(factors, segment)
         out = pd.DataFrame(
@@ -128,7 +131,7 @@ class Scorer:
             },
             index=features.index,
         )
-        families = self.explainer.explain(X).by_family()
+        families = self.explainer.explain(X, matrix).by_family()
         out = out.join(top_positive_factors(families, TOP_FACTORS))
         out["predicted_churn_date"] = self._churn_dates(features)
         return out, families

@@ -53,8 +53,8 @@ class ChurnExplainer:
         self._booster = model.get_booster()
         self._base: float | None = None
 
-    def _contributions(self, X: pd.DataFrame) -> np.ndarray:
-        matrix = xgb.DMatrix(X, enable_categorical=True)
+    def _contributions(self, X: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> np.ndarray:
+        matrix = matrix if matrix is not None else xgb.DMatrix(X, enable_categorical=True)
         return np.asarray(self._booster.predict(matrix, pred_contribs=True), dtype=np.float64)
 
     def base_of(self, X: pd.DataFrame) -> float:
@@ -64,11 +64,12 @@ class ChurnExplainer:
             self._base = float(self._contributions(blank)[0, -1])
         return self._base
 
-    def explain(self, X: pd.DataFrame) -> Explanation:
+    def explain(self, X: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> Explanation:
+        """Attributions of the rows ``X`` (``matrix``: the same rows already as a DMatrix)."""
         if len(X) == 0:
             values = np.zeros((0, X.shape[1]))
         else:
-            contributions = self._contributions(X)
+            contributions = self._contributions(X, matrix)
             values = contributions[:, :-1]
             self._base = float(contributions[0, -1])
         return Explanation(

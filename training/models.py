@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 
@@ -24,11 +25,21 @@ def feature_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         raise KeyError(f"feature columns missing from the frame: {missing}")
     out = {}
     for name in columns:
+        column = frame[name]
         if FEATURES[name][1] == "category":
-            out[name] = pd.Categorical(frame[name].astype(object), categories=CATEGORIES[name])
+            levels = CATEGORIES[name]
+            dtype = column.dtype
+            if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == levels:
+                out[name] = column.array  # already in the catalogue's levels: no re-coding
+            else:
+                out[name] = pd.Categorical(column.astype(object), categories=levels)
+        elif column.dtype == np.float64:
+            out[name] = column.to_numpy()
+        elif isinstance(column.dtype, pd.Int64Dtype):
+            out[name] = column.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    return pd.DataFrame(out, index=frame.index)
+            out[name] = pd.to_numeric(column, errors="coerce").astype("float64").to_numpy()
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 def make_churn_model(

@@ -37,11 +37,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(port: int, tokens: dict[str, str], log: Path) -> subprocess.Popen:
+def start(port: int, tokens: dict[str, str], log: Path, workers: int = 1) -> subprocess.Popen:
     """``wedsync-cs serve`` in its own process group, its output in ``log``."""
     env = {**os.environ, "CS_API_TOKENS": json.dumps(tokens)}
+    command = [str(Path(sys.executable).parent / "wedsync-cs"), "serve", "--port", str(port)]
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "wedsync-cs"), "serve", "--port", str(port)],
+        [*command, "--workers", str(workers)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
