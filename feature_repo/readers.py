@@ -151,7 +151,7 @@ class OnlineFeatureReader:
             frame = catalog_dtypes(empty).set_axis(keys.index)
         when = pd.to_datetime(np.where(stamps > 0, stamps, np.iinfo(np.int64).min), unit="s")
         frame["event_timestamp"] = pd.Series(when, index=keys.index).dt.tz_localize("UTC")
-        return FeatureRows(frame=frame, found=_found(frame, columns))
+        return FeatureRows(frame=frame, found=stamps > 0)  # a stored row has a stamp
 
 
 def historical_features(

@@ -20,6 +20,7 @@ from features.catalog import FAMILIES
 from training.explain import ChurnExplainer, top_positive_factors
 from training.health_model import health_inputs
 from training.model_files import Champions
+from training.models import booster_matrix
 from training.risk import churn_risk, health_risk
 
 TOP_FACTORS: Final = 3
@@ -116,7 +117,7 @@ class Scorer:
     def _score(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         churn, health = self.models.churn, self.models.health
         X = churn.matrix(features)
-        matrix = xgb.DMatrix(X, enable_categorical=True)  # once, for scores and attributions
+        matrix = booster_matrix(X)  # once, for scores, attributions and dates
         raw = churn.booster.get_booster().predict(matrix)  # = predict_proba(X)[:, 1]
         probability = churn.calibrator.predict(raw)
         factors, segment = health_inputs(features)
@@ -133,17 +134,18 @@ class Scorer:
         )
         families = self.explainer.explain(X, matrix).by_family()
         out = out.join(top_positive_factors(families, TOP_FACTORS))
-        out["predicted_churn_date"] = self._churn_dates(features)
+        out["predicted_churn_date"] = self._churn_dates(features, X, matrix)
         return out, families
 
-    def _churn_dates(self, features: pd.DataFrame) -> list:
+    def _churn_dates(self, features: pd.DataFrame, X: pd.DataFrame, matrix: xgb.DMatrix) -> list:
         """The timing model's predicted churn date from each row's instant (None without a
         timing model, or when the median is more than a year away)."""
         timing = self.models.timing
         if timing is None:
             return [None] * len(features)
         stamps = pd.to_datetime(features["event_timestamp"], utc=True)
-        return timing.churn_dates(features, [s.date() for s in stamps])
+        same = tuple(X.columns) == timing.columns  # both read the churn service
+        return timing.churn_dates(features, [s.date() for s in stamps], matrix if same else None)
 
     def explain(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
         """Per key with a scorable row: each feature's TreeSHAP contribution to the churn

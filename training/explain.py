@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from features.catalog import FEATURES
+from features.catalog import FAMILIES, FEATURES
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,13 @@ class Explanation:
     features: pd.DataFrame
 
     def by_family(self) -> pd.DataFrame:
-        """Attributions summed per factor family (login, adoption, ...), shape (n, families)."""
-        families = {c: FEATURES[c][0] for c in self.values.columns}
-        return self.values.T.groupby(families).sum().T
+        """Attributions summed per factor family (login, adoption, ...), shape (n, families),
+        the families in the catalogue's order."""
+        names = [FEATURES[c][0] for c in self.values.columns]
+        families = [f for f in FAMILIES if f in names]
+        onehot = np.array([[n == f for f in families] for n in names], dtype=np.float64)
+        summed = self.values.to_numpy(np.float64) @ onehot if len(names) else None
+        return pd.DataFrame(summed, index=self.values.index, columns=families)
 
 
 def top_positive_factors(contributions: pd.DataFrame, k: int = 3) -> pd.DataFrame:

@@ -42,6 +42,27 @@ def feature_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index, copy=False)
 
 
+def booster_matrix(X: pd.DataFrame) -> xgb.DMatrix:
+    """A :func:`feature_matrix` as XGBoost's input, built from numpy: category codes (of the
+    catalogue's fixed levels, as in training) with the columns typed categorical. Gives the
+    same predictions and contributions as the pandas frame, several times faster for the
+    service's few-row requests."""
+    columns, kinds = [], []
+    for name in X.columns:
+        column = X[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes = column.cat.codes.to_numpy(np.float64)
+            columns.append(np.where(codes < 0, np.nan, codes))
+            kinds.append("c")
+        else:
+            columns.append(column.to_numpy(np.float64))
+            kinds.append("q")
+    data = np.column_stack(columns) if columns else np.zeros((len(X), 0))
+    return xgb.DMatrix(
+        data, feature_names=list(X.columns), feature_types=kinds, enable_categorical=True
+    )
+
+
 def make_churn_model(
     params: Mapping[str, Any],
     columns: Sequence[str],

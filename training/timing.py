@@ -130,8 +130,11 @@ class TimingModel:
         margin = self.booster.predict(xgb.DMatrix(X, enable_categorical=True), output_margin=True)
         return np.asarray(margin, dtype=float)
 
-    def median_days(self, features: pd.DataFrame) -> np.ndarray:
-        """Days from the row's instant until its survival curve falls to one half."""
+    def median_days(self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> np.ndarray:
+        """Days from the row's instant until its survival curve falls to one half
+        (``matrix``: the rows already as XGBoost's input of this model's columns)."""
+        if matrix is not None:
+            return np.exp(np.asarray(self.booster.predict(matrix, output_margin=True), float))
         return np.exp(self._mu(self.matrix(features)))
 
     def churn_probability(self, features: pd.DataFrame, days: float) -> np.ndarray:
@@ -139,10 +142,12 @@ class TimingModel:
         mu = self._mu(self.matrix(features))
         return norm.cdf((np.log(days) - mu) / self.scale)
 
-    def churn_dates(self, features: pd.DataFrame, days: Sequence[date]) -> list[date | None]:
+    def churn_dates(
+        self, features: pd.DataFrame, days: Sequence[date], matrix: xgb.DMatrix | None = None
+    ) -> list[date | None]:
         """The predicted churn date of each row (its feature day + the median), or None when
         that is more than :data:`MAX_DAYS` away."""
-        median = self.median_days(features)
+        median = self.median_days(features, matrix)
         return [
             d + timedelta(days=int(np.ceil(m))) if m <= MAX_DAYS else None
             for d, m in zip(days, median, strict=True)
