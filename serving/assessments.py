@@ -158,32 +158,20 @@ class SupplierAssessments:
 
     def models(self) -> list[schemas.ServedModel]:
         m = self.scorer.models
+        served = [
+            (CHURN_MODEL, m.churn_version, m.churn_run_id, m.services[0],
+             "churn probability, risk level and its SHAP factors"),
+            (HEALTH_MODEL, m.health_version, m.health_run_id, m.services[1],
+             "health score and its calibrated churn probability"),
+        ]  # fmt: skip
+        if m.timing is not None and m.timing_version is not None:
+            served.append(
+                (TIMING_MODEL, m.timing_version, m.timing_run_id, m.services[0],
+                 "predicted churn date (survival:aft median)")
+            )  # fmt: skip
         return [
             schemas.ServedModel(
-                name=CHURN_MODEL,
-                version=m.churn_version,
-                run_id=m.churn_run_id,
-                feature_service=m.services[0],
-                role="churn probability, risk level and its SHAP factors",
-            ),
-            schemas.ServedModel(
-                name=HEALTH_MODEL,
-                version=m.health_version,
-                run_id=m.health_run_id,
-                feature_service=m.services[1],
-                role="health score and its calibrated churn probability",
-            ),
-            *(
-                [
-                    schemas.ServedModel(
-                        name=TIMING_MODEL,
-                        version=m.timing_version,
-                        run_id=m.timing_run_id,
-                        feature_service=m.services[0],
-                        role="predicted churn date (survival:aft median)",
-                    )
-                ]
-                if m.timing is not None and m.timing_version is not None
-                else []
-            ),
+                name=name, version=version, run_id=run, feature_service=service, role=role
+            )
+            for name, version, run, service, role in served
         ]

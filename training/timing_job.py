@@ -38,6 +38,7 @@ from training.timing import (
     refit_timing,
     write_timing_model,
 )
+from training.tracking import log_model_folder
 
 log = logging.getLogger(__name__)
 TIMING_METRIC: Final = "c_index"
@@ -211,16 +212,13 @@ def record_timing(
 
 
 def _log(client, model: TimingModel, label: str, run_id: str, experiment: str, work: Path) -> str:
-    import mlflow
-
     folder = write_timing_model(model, work / f"timing{label}")
-    logged = mlflow.initialize_logged_model(
-        name=f"{TIMING_MODEL}{label}",
-        source_run_id=run_id,
-        experiment_id=experiment,
-        model_type="churn_timing",
-        tags={"format": "xgboost-ubj+json"},
+    return log_model_folder(
+        client,
+        folder,
+        f"{TIMING_MODEL}{label}",
+        "churn_timing",
+        run_id,
+        experiment,
+        "xgboost-ubj+json",
     )
-    client.log_model_artifacts(logged.model_id, str(folder))
-    mlflow.finalize_logged_model(logged.model_id, "READY")
-    return f"models:/{logged.model_id}"

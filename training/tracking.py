@@ -232,23 +232,32 @@ def _log_churn_model(model: ChurnModel, label: str, ctx: RunContext, work: Path)
     return info.model_uri
 
 
-def _log_health_model(
-    client, model: HealthCalibration, label: str, run_id: str, experiment: str, work: Path
+def log_model_folder(
+    client, folder: Path, name: str, model_type: str, run_id: str, experiment: str, fmt: str
 ) -> str:
-    """Log a health model (its JSON files, as a logged model of its own type)."""
+    """Log a model's folder of files as a logged model of its own type; its ``models:/`` URI."""
     import mlflow
 
-    folder = write_health_model(model, work / f"health_model{label}")
     logged = mlflow.initialize_logged_model(
-        name=f"{HEALTH_MODEL}{label}",
+        name=name,
         source_run_id=run_id,
         experiment_id=experiment,
-        model_type="health_calibration",
-        tags={"format": "json"},
+        model_type=model_type,
+        tags={"format": fmt},
     )
     client.log_model_artifacts(logged.model_id, str(folder))
     mlflow.finalize_logged_model(logged.model_id, "READY")
     return f"models:/{logged.model_id}"
+
+
+def _log_health_model(
+    client, model: HealthCalibration, label: str, run_id: str, experiment: str, work: Path
+) -> str:
+    """Log a health model (its JSON files, as a logged model of its own type)."""
+    folder = write_health_model(model, work / f"health_model{label}")
+    return log_model_folder(
+        client, folder, f"{HEALTH_MODEL}{label}", "health_calibration", run_id, experiment, "json"
+    )
 
 
 def record_runs(

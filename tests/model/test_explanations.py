@@ -97,3 +97,23 @@ def test_attributions_equal_shaps_tree_explainer_and_add_up_after_a_file_round_t
     e = ChurnExplainer(back.booster).explain(X)
     margin = back.booster.predict(X, output_margin=True)
     np.testing.assert_allclose(e.values.sum(axis=1) + e.base, margin, atol=1e-5)
+
+
+def test_the_numpy_input_gives_the_pandas_inputs_predictions_and_attributions(
+    simulated: SimulatedSet, fitted: FittedModels
+) -> None:
+    import xgboost as xgb
+
+    from training.models import booster_matrix
+
+    rows = simulated.frame[fitted.split.holdout].sample(300, random_state=5)
+    X = feature_matrix(rows, fitted.churn.columns)
+    booster = fitted.churn.booster.get_booster()
+    fast, reference = booster_matrix(X), xgb.DMatrix(X, enable_categorical=True)
+    np.testing.assert_array_equal(booster.predict(fast), booster.predict(reference))
+    np.testing.assert_array_equal(
+        booster.predict(fast, pred_contribs=True), booster.predict(reference, pred_contribs=True)
+    )
+    np.testing.assert_allclose(
+        booster.predict(fast), fitted.churn.booster.predict_proba(X)[:, 1], rtol=0
+    )
