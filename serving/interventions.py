@@ -80,8 +80,9 @@ class InterventionRecorder:
                     created_at=self.clock(),
                 )
                 .on_conflict_do_nothing(index_elements=["key"])
-            ).rowcount
-            if claimed == 1:
+                .returning(IdempotencyKey.key)  # rowcount is -1 here with psycopg
+            ).first()
+            if claimed is not None:
                 status, body = self._record(connection, request, triggered_by)
                 connection.execute(
                     update(IdempotencyKey)

@@ -4,14 +4,16 @@ it, and instants come back in UTC on both."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -25,7 +27,14 @@ from serving.db.migrate import (
     schema_state,
     upgrade,
 )
-from serving.db.models import Base, ChurnPrediction, Supplier
+from serving.db.models import (
+    Base,
+    ChurnPrediction,
+    IdempotencyKey,
+    InterventionExecution,
+    SuccessMilestone,
+    Supplier,
+)
 from wedsync_cs.cli import app
 from wedsync_cs.settings import get_settings
 
@@ -178,3 +187,74 @@ def test_the_directory_is_the_export_as_of_an_instant_and_reruns_replace(engine)
     assert early.suppliers == 1
     with pytest.raises(ValueError, match="naive"):
         sync_directory(engine, suppliers, cancellations, datetime(2024, 1, 10))
+
+
+def _directory(engine: Engine) -> dict[str, pd.DataFrame]:
+    from serving.db.directory import sync_directory
+    from tests.conftest import good_tables
+
+    upgrade(engine)
+    tables = {n: t.to_pandas() for n, t in good_tables().items()}
+    sync_directory(
+        engine, tables["suppliers"], tables["cancellations"], datetime(2024, 2, 23, tzinfo=UTC)
+    )
+    return tables
+
+
+def test_concurrent_retries_of_one_key_record_one_execution(engine: Engine) -> None:
+    """The recorder itself, on both databases: 12 threads send one key at once; one execution,
+    one answer; the key with another body is refused and writes nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.api.schemas import TriggerInterventionRequest
+    from serving.errors import IdempotencyMismatchError, NotFoundError
+    from serving.interventions import InterventionRecorder
+
+    _directory(engine)
+    recorder = InterventionRecorder(engine)
+    request = TriggerInterventionRequest(
+        user_id="s2", intervention_type="email_sequence", reason="quiet month", priority="low"
+    )
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: recorder.trigger(request, "key-1"), range(24)))
+    assert len({json.dumps(a, sort_keys=True) for a in answers}) == 1
+    assert answers[0][0] == 201
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 1
+    other = request.model_copy(update={"priority": "high"})
+    with pytest.raises(IdempotencyMismatchError):
+        recorder.trigger(other, "key-1")
+    with pytest.raises(NotFoundError):
+        recorder.trigger(request.model_copy(update={"user_id": "nobody"}), "key-2")
+    status, body = recorder.trigger(request)  # no key: a new execution each time
+    assert status == 201 and body["execution"]["id"] != answers[0][1]["execution"]["id"]
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 2
+        keys = connection.scalar(select(func.count()).select_from(IdempotencyKey))
+    assert keys == 1  # the refused and the failed requests left no key
+
+
+def test_milestones_are_recorded_once_and_progress_is_read_back(engine: Engine) -> None:
+    from serving.api.schemas import MilestoneCompletionRequest
+    from serving.db.directory import sync_milestones
+    from serving.onboarding import OnboardingTracker
+
+    tables = _directory(engine)
+    sync_milestones(engine, tables["milestones"], datetime(2024, 2, 23, tzinfo=UTC))
+    tracker = OnboardingTracker(engine, clock=lambda: datetime(2024, 2, 25, tzinfo=UTC))
+    before = tracker.progress("s1")
+    assert before.completed == ["account_setup", "first_client"]
+    request = MilestoneCompletionRequest(user_id="s1", milestone_type="first_form")
+    for _ in range(3):
+        after = tracker.record(request)
+    assert after.milestones_completed == 3 and after.current_step == "first_journey"
+    with engine.connect() as connection:
+        rows = connection.scalar(
+            select(func.count())
+            .select_from(SuccessMilestone)
+            .where(SuccessMilestone.supplier_id == "s1")
+        )
+    assert rows == 3
+    # a rerun of the sync keeps the API's milestone and adds nothing
+    sync_milestones(engine, tables["milestones"], datetime(2024, 2, 23, tzinfo=UTC))
+    assert tracker.progress("s1") == after
