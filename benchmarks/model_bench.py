@@ -92,6 +92,15 @@ def train(
         "refit_check": (r.refit_check.table.round(5).to_dict("index") if r.refit_check else None),
         "health_log_loss": r.health_holdout_log_loss,
         "bands_ordered": r.bands_ordered,
+        "timing": {
+            "c_index": round(r.timing.c_index, 5),
+            "c_index_churn_score": round(r.timing.baseline_c_index, 5),
+            "rank_agreement_with_churn": round(r.timing.rank_agreement, 4),
+            "holdout_events": r.timing.holdout_events,
+            "dated_share": round(r.timing.dated_share, 4),
+            "scale": r.timing.scale,
+            "rounds": r.timing.rounds,
+        },
     }
 
 

@@ -26,7 +26,9 @@ def build_backend(settings: Settings) -> Backend:
 
     engine = operational_engine(settings)
     require_current(engine)
-    champions = load_champions(settings.tracking_uri, settings.threads)
+    # one XGBoost thread per worker: requests are small and the workers are the parallelism
+    # (two threads in each of two workers on two cores oversubscribe them under load)
+    champions = load_champions(settings.tracking_uri, threads=1)
     config = store_config(settings)
     if not (config.root / "feature_store.yaml").exists():
         raise FileNotFoundError(

@@ -63,3 +63,23 @@ def test_model_benchmarks_print_their_figures(tmp_path: Path) -> None:
     assert {"churn_model", "logistic_baseline", "ceiling"} <= set(train["table"])
     for span in ("recent", "history"):
         assert figures[f"predict 100 rows ({span})"]["status"] == {"ok": 100}
+    assert 0.5 < train["timing"]["c_index"] <= 1
+
+
+def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) -> None:
+    figures = _run(
+        tmp_path,
+        "--suppliers", "150", "--days", "200", "--train-suppliers", "300", "--trials", "2",
+        "--no-limit", "--only", "train", "--only", "score_daily", "--only", "serving",
+        "--serving-suppliers", "300", "--serving-trials", "2", "--serving-requests", "40",
+        "--memory-requests", "1100",
+    )  # fmt: skip
+    for database in ("sqlite", "postgresql"):
+        daily = figures[f"score-daily ({database})"]
+        assert daily["scored"] == daily["active"] > 0
+        assert set(daily["stage_seconds"]) >= {"feature build", "materialise", "write"}
+    serving = figures["serving: load and memory"]
+    for scenario in ("health_score_1", "score_1", "score_100"):
+        assert serving[scenario]["errors"] == 0 and serving[scenario]["p99_ms"] > 0
+    assert serving["floor_online_read"]["p50_ms"] > 0
+    assert serving["memory"]["requests"] == 1100 and serving["memory"]["errors"] == 0
