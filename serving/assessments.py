@@ -8,7 +8,7 @@ online reader, the operational database); the service only translates HTTP to ca
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
 import pandas as pd
@@ -29,7 +29,7 @@ def _int(value: float) -> int:
     return round(float(value))
 
 
-def _breakdown(factors: pd.Series) -> schemas.Breakdown | None:
+def _breakdown(factors: Mapping[str, float]) -> schemas.Breakdown | None:
     values = {k: factors[k] for k in HEALTH_FACTORS}
     if any(pd.isna(v) for v in values.values()):
         # a factor the export cannot tell (see features.history): shown as 0 would mislead
@@ -106,8 +106,13 @@ class SupplierAssessments:
             a = self.scorer.assess(list(supplier_ids))
         models = self.scorer.models
         out = []
-        for i, supplier in enumerate(supplier_ids):
-            s, f = a.scores.iloc[i], a.factors.iloc[i]
+        rows = zip(
+            supplier_ids,
+            a.scores.to_dict("records"),  # once, not a Series per row (the hot path)
+            a.factors.to_dict("records"),
+            strict=True,
+        )
+        for supplier, s, f in rows:
             found = bool(s["scored"])
             out.append(
                 schemas.UserScore(

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from serving.api import schemas
+from serving.db.migrate import insert_for
 from serving.db.models import (
     ChurnPrediction,
     CustomerHealth,
@@ -38,10 +38,6 @@ def request_fingerprint(route: str, body: dict[str, Any]) -> str:
     """A hash of the route and the request body (key order and spacing do not matter)."""
     canonical = json.dumps({"route": route, "body": body}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _insert(engine: Engine | Connection):
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
 
 
 class InterventionRecorder:
@@ -72,7 +68,7 @@ class InterventionRecorder:
         fingerprint = request_fingerprint(self.route, request.model_dump(mode="json"))
         with self.engine.begin() as connection:
             claimed = connection.execute(
-                _insert(connection)(IdempotencyKey)
+                insert_for(connection)(IdempotencyKey)
                 .values(
                     key=idempotency_key,
                     route=self.route,
@@ -122,7 +118,7 @@ class InterventionRecorder:
         now = self.clock()
         execution_id = str(uuid.uuid4())
         connection.execute(
-            _insert(connection)(InterventionExecution).values(
+            insert_for(connection)(InterventionExecution).values(
                 id=execution_id,
                 supplier_id=supplier,
                 intervention_type=request.intervention_type,

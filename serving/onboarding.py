@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features.catalog import MILESTONE_TARGET_DAYS
 from serving.api import schemas
+from serving.db.migrate import insert_for
 from serving.db.models import SuccessMilestone, Supplier
 from serving.errors import NotFoundError
 
@@ -82,10 +82,6 @@ def progress(
     )
 
 
-def _insert(engine: Engine):
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
-
-
 class OnboardingTracker:
     """Milestones in the operational database."""
 
@@ -108,7 +104,7 @@ class OnboardingTracker:
             self._signup(connection, request.user_id)
             details = request.metadata.model_dump(by_alias=True) if request.metadata else None
             connection.execute(
-                _insert(self.engine)(SuccessMilestone)
+                insert_for(self.engine)(SuccessMilestone)
                 .values(
                     supplier_id=request.user_id,
                     milestone_type=request.milestone_type,

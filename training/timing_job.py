@@ -74,16 +74,6 @@ def data_end(raw: Path) -> pd.Timestamp:
     return pd.Timestamp(last, tz="UTC") + pd.Timedelta(days=1)
 
 
-def _censored_at(
-    stamps: pd.Series,
-    suppliers: pd.Series,
-    cancellations: pd.DataFrame,
-    end: pd.Timestamp,
-    rows: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    return event_times(stamps[rows], suppliers[rows], cancellations, end)
-
-
 def record_timing(
     frame: pd.DataFrame,
     models: TrainedModels,
@@ -113,7 +103,7 @@ def record_timing(
         (split.calibration, stamps[split.holdout].min()),
         (split.holdout, end),
     ):
-        time[rows], event[rows] = _censored_at(stamps, suppliers, cancellations, until, rows)
+        time[rows], event[rows] = event_times(stamps[rows], suppliers[rows], cancellations, until)
     fit = fit_timing(X, time, event, split.trees, split.calibration, threads)
     hold_frame = frame[hold]
     median = fit.median_days(hold_frame)

@@ -11,10 +11,8 @@ def check_servable(settings: Settings) -> None:
     """Raises, with the command that fixes it, when the service could never become ready:
     no champion (``LookupError``: run ``train``), a database behind the migrations, or no
     feature store."""
-    from training.registry import load_champions
     from wedsync_cs.service_wiring import build_backend
 
-    load_champions(settings.tracking_uri, settings.threads)  # says "run train first"
     build_backend(settings).engine.dispose()
 
 

@@ -8,9 +8,10 @@ from wedsync_cs.settings import Settings
 
 
 def build_backend(settings: Settings) -> Backend:
-    """Raises whatever keeps the service from being ready: an unreachable or outdated database
-    (:class:`serving.db.migrate.DatabaseNotReadyError`), no champion (``LookupError``), no
-    feature store (``FileNotFoundError``)."""
+    """Raises whatever keeps the service from being ready, the models first (so a home
+    never trained says to train): no champion (``LookupError``), an unreachable or outdated
+    database (:class:`serving.db.migrate.DatabaseNotReadyError`), no feature store
+    (``FileNotFoundError``)."""
     from feature_repo.readers import OnlineFeatureReader
     from feature_repo.store import open_store
     from serving.api.auth import TokenBook
@@ -24,11 +25,11 @@ def build_backend(settings: Settings) -> Backend:
     from wedsync_cs.database import operational_engine
     from wedsync_cs.feature_jobs import store_config
 
-    engine = operational_engine(settings)
-    require_current(engine)
     # one XGBoost thread per worker: requests are small and the workers are the parallelism
     # (two threads in each of two workers on two cores oversubscribe them under load)
     champions = load_champions(settings.tracking_uri, threads=1)
+    engine = operational_engine(settings)
+    require_current(engine)
     config = store_config(settings)
     if not (config.root / "feature_store.yaml").exists():
         raise FileNotFoundError(

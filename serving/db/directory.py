@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from serving.db.migrate import insert_for
 from serving.db.models import CsAgent, SuccessMilestone, Supplier
 
 _COLUMNS = (
@@ -86,10 +86,6 @@ def directory_rows(
     return rows
 
 
-def _insert(engine: Engine):
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
-
-
 def sync_directory(
     engine: Engine,
     suppliers: pd.DataFrame,
@@ -100,7 +96,7 @@ def sync_directory(
     """Upsert the directory as of ``as_of`` (and any agent it names that is not known yet) in
     one transaction: a rerun replaces the rows, never duplicates them."""
     rows = directory_rows(suppliers, cancellations, as_of)
-    insert = _insert(engine)
+    insert = insert_for(engine)
     agents = sorted({r["agent_id"] for r in rows if r["agent_id"] is not None})
     with engine.begin() as connection:
         known_agents = set(connection.scalars(select(CsAgent.agent_id)))
@@ -159,7 +155,7 @@ def sync_milestones(
         }
         for r in frame.itertuples(index=False)
     ]
-    insert = _insert(engine)
+    insert = insert_for(engine)
     with engine.begin() as connection:
         known = set(connection.scalars(select(Supplier.supplier_id)))
         rows = [r for r in rows if r["supplier_id"] in known]

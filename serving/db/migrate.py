@@ -16,6 +16,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -45,6 +47,11 @@ def engine_for(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def insert_for(bind: Engine | Connection):
+    """The dialect's ``insert`` (SQLite or PostgreSQL), which has ``on_conflict_do_*``."""
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[bind.dialect.name]
 
 
 def _config(url: str) -> Config:

@@ -14,19 +14,15 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from serving.db.migrate import insert_for
 from serving.db.models import ChurnPrediction, CustomerHealth, ModelVersion, Supplier
 
 # How far back a "previous" score may be: an older one says nothing about today's trend.
 PREVIOUS_WITHIN_DAYS = 90
 AT_RISK_LEVELS = ("medium", "high", "critical")
-
-
-def _insert(engine: Engine | Connection):
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
 
 
 def upsert(
@@ -37,7 +33,7 @@ def upsert(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Insert or replace ``rows`` (keyed by supplier and day), one transaction per batch."""
-    insert = _insert(engine)
+    insert = insert_for(engine)
     keys = {"supplier_id", "day"}
     for start in range(0, len(rows), batch_rows):
         part = list(rows[start : start + batch_rows])
@@ -94,7 +90,7 @@ def previous_score(connection: Connection, supplier_id: str, day: date) -> float
 def record_versions(engine: Engine, versions: Sequence[dict[str, Any]]) -> None:
     """Remember the model versions served (the first time each was used)."""
     now = datetime.now(UTC)
-    insert = _insert(engine)
+    insert = insert_for(engine)
     with engine.begin() as connection:
         connection.execute(
             insert(ModelVersion).on_conflict_do_nothing(),

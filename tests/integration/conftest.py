@@ -5,7 +5,6 @@ the serving tests of one test worker (they run in one xdist group)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typer.testing import CliRunner
 
 from simulator import SimulationConfig, simulate
 from wedsync_cs.cli import app
+from wedsync_cs.demo_api import free_port
 from wedsync_cs.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,12 +88,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> ServedHome:
         result = run_cli(env, *args)
         assert result.exit_code == 0, result.output
     return home
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
