@@ -103,11 +103,22 @@ def health_score(
     other weights rescaled, except the activity factors (:data:`REQUIRED_FACTORS`): without
     them there is no score at all.
     """
-    w = np.array([weights[s] for s in SEGMENTS])  # (segments, factors)
     idx = pd.Categorical(segment, categories=SEGMENTS).codes
     if (idx < 0).any():
         raise ValueError(f"unknown health segment in {sorted(set(segment) - set(SEGMENTS))}")
     values = factors[list(HEALTH_FACTORS)].to_numpy(dtype=float)
+    return pd.Series(health_score_values(values, idx, weights), index=factors.index)
+
+
+def health_score_values(
+    values: np.ndarray,
+    segment: np.ndarray,
+    weights: dict[str, tuple[float, ...]] = SEGMENT_WEIGHTS,
+) -> np.ndarray:
+    """:func:`health_score` of plain arrays: ``values`` (n, six factors in the order of
+    :data:`HEALTH_FACTORS`, NaN where unknown) and ``segment`` (n, positions in
+    :data:`SEGMENTS`), for callers scoring a few rows without pandas."""
+    w = np.array([weights[s] for s in SEGMENTS])  # (segments, factors)
     known = ~np.isnan(values)
     filled = np.where(known, values, 0.0)
 
@@ -116,13 +127,12 @@ def health_score(
         share = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
         return (filled * row_weights).sum(axis=1) * np.where(known.all(axis=1), 1.0, share)
 
-    score = weighted(w[idx])
+    score = weighted(w[segment])
     established = weighted(np.broadcast_to(w[SEGMENTS.index("established")], values.shape))
-    power = idx == SEGMENTS.index("power_user")
+    power = segment == SEGMENTS.index("power_user")
     score = np.where(power, np.maximum(score, established), score)
     required = [HEALTH_FACTORS.index(f) for f in REQUIRED_FACTORS]
-    score = np.where(known[:, required].all(axis=1), score, np.nan)
-    return pd.Series(100 * score, index=factors.index)
+    return 100 * np.where(known[:, required].all(axis=1), score, np.nan)
 
 
 def add_health(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,8 +8,8 @@ online reader, the operational database); the service only translates HTTP to ca
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -20,7 +20,7 @@ from serving.api import schemas
 from serving.db.models import Supplier
 from serving.db.scores import previous_score
 from serving.errors import NotFoundError
-from serving.scorer import TOP_FACTORS, Assessment, Scorer
+from serving.scorer import Assessment, Scorer
 from training.registry import CHURN_MODEL, HEALTH_MODEL
 from training.timing import TIMING_MODEL
 
@@ -37,9 +37,8 @@ def _breakdown(factors: Mapping[str, float]) -> schemas.Breakdown | None:
     return schemas.Breakdown(**{k: _int(100 * float(v)) for k, v in values.items()})
 
 
-def feature_day(stamp: pd.Timestamp) -> date:
-    """The day a feature row describes: its data ends at its stamp (the next midnight)."""
-    return (stamp - timedelta(days=1)).date()
+class ScorerBusyError(RuntimeError):
+    """The worker's scorer is in use by another request (asked not to wait)."""
 
 
 class SupplierAssessments:
@@ -52,6 +51,15 @@ class SupplierAssessments:
         # between threads (the service runs several workers for parallelism)
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _scoring(self, wait: bool) -> Iterator[None]:
+        if not self._lock.acquire(blocking=wait):
+            raise ScorerBusyError("another request of this worker is scoring")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def _known(self, supplier_id: str) -> bool:
         with self.engine.connect() as connection:
             return (
@@ -61,77 +69,96 @@ class SupplierAssessments:
                 is not None
             )
 
+    def _missing(self, supplier_id: str) -> NotFoundError:
+        if not self._known(supplier_id):
+            return NotFoundError(f"unknown userId {supplier_id!r}")
+        return NotFoundError(
+            f"userId {supplier_id!r} has no current features (cancelled, or not active in "
+            "the last materialised days)"
+        )
+
     def _assess_one(self, supplier_id: str) -> Assessment:
         with self._lock:
             assessment = self.scorer.assess([supplier_id])
         if not assessment.scores["scored"].iat[0]:
-            if not self._known(supplier_id):
-                raise NotFoundError(f"unknown userId {supplier_id!r}")
-            raise NotFoundError(
-                f"userId {supplier_id!r} has no current features (cancelled, or not active in "
-                "the last materialised days)"
-            )
+            raise self._missing(supplier_id)
         return assessment
 
-    def health_score(self, supplier_id: str) -> schemas.HealthScore:
-        """The supplier's health score of its newest feature day.
+    def health_score(self, supplier_id: str, *, wait: bool = True) -> schemas.HealthScore:
+        """The supplier's health score of its newest feature day (only the health service is
+        read and only the health model run).
 
         Raises:
             NotFoundError: an unknown supplier, or one without current features.
+            ScorerBusyError: ``wait`` is false and another request is scoring.
         """
-        a = self._assess_one(supplier_id)
-        scores, factors = a.scores.iloc[0], a.factors.iloc[0]
-        day = feature_day(a.rows.frame["event_timestamp"].iat[0])
-        current = float(scores["health_score"])
+        with self._scoring(wait):
+            live = self.scorer.live([supplier_id], churn=False)
+        if live.arrays is None:
+            raise self._missing(supplier_id)
+        s, day = live.arrays, live.days[0]
+        factors = dict(zip(HEALTH_FACTORS, live.factors[0].tolist(), strict=True))
+        current = float(s.health_score[0])
         with self.engine.connect() as connection:
             before = previous_score(connection, supplier_id, day)
-        band = scores["health_risk"]
+        band = s.health_risk[0]
         return schemas.HealthScore(
             current=_int(current),
             previous=None if before is None else _int(before),
             trend=trend(current, before),
             risk_level=band,
             breakdown=_breakdown(factors),
-            churn_probability=float(scores["health_churn_probability"]),
-            recommendations=[
-                schemas.Recommendation(**r)
-                for r in recommendations({k: factors[k] for k in HEALTH_FACTORS})
-            ],
+            churn_probability=float(s.health_churn_probability[0]),
+            recommendations=[schemas.Recommendation(**r) for r in recommendations(factors)],
             next_review_date=next_review(day, band),
         )
 
-    def scores(self, supplier_ids: Sequence[str]) -> list[schemas.UserScore]:
-        """Scores of each id in order; an id without current features has ``found`` false."""
-        with self._lock:
-            a = self.scorer.assess(list(supplier_ids))
+    def scores(self, supplier_ids: Sequence[str], *, wait: bool = True) -> list[schemas.UserScore]:
+        """Scores of each id in order; an id without current features has ``found`` false.
+
+        Raises:
+            ScorerBusyError: ``wait`` is false and another request is scoring.
+        """
+        with self._scoring(wait):
+            live = self.scorer.live(list(supplier_ids))
         models = self.scorer.models
+        at = {int(row): k for k, row in enumerate(live.rows)}  # id position -> scored row
+        s = live.arrays
         out = []
-        rows = zip(
-            supplier_ids,
-            a.scores.to_dict("records"),  # once, not a Series per row (the hot path)
-            a.factors.to_dict("records"),
-            strict=True,
-        )
-        for supplier, s, f in rows:
-            found = bool(s["scored"])
+        for i, supplier in enumerate(supplier_ids):
+            k = at.get(i)
+            if k is None or s is None:
+                out.append(
+                    schemas.UserScore(
+                        user_id=supplier,
+                        found=False,
+                        health_score=None,
+                        health_risk_level=None,
+                        breakdown=None,
+                        churn_probability=None,
+                        health_churn_probability=None,
+                        churn_risk_level=None,
+                        predicted_churn_date=None,
+                        top_factors=[],
+                        churn_model_version=models.churn_version,
+                        health_model_version=models.health_version,
+                    )
+                )
+                continue
             out.append(
                 schemas.UserScore(
                     user_id=supplier,
-                    found=found,
-                    health_score=_int(s["health_score"]) if found else None,
-                    health_risk_level=s["health_risk"] if found else None,
-                    breakdown=_breakdown(f) if found else None,
-                    churn_probability=float(s["churn_probability"]) if found else None,
-                    health_churn_probability=(
-                        float(s["health_churn_probability"]) if found else None
+                    found=True,
+                    health_score=_int(s.health_score[k]),
+                    health_risk_level=s.health_risk[k],
+                    breakdown=_breakdown(
+                        dict(zip(HEALTH_FACTORS, live.factors[i].tolist(), strict=True))
                     ),
-                    churn_risk_level=s["churn_risk"] if found else None,
-                    predicted_churn_date=s["predicted_churn_date"] if found else None,
-                    top_factors=[
-                        s[f"top_factor_{k}"]
-                        for k in range(1, TOP_FACTORS + 1)
-                        if found and s[f"top_factor_{k}"] is not None
-                    ],
+                    churn_probability=float(s.churn_probability[k]),
+                    health_churn_probability=float(s.health_churn_probability[k]),
+                    churn_risk_level=s.churn_risk[k],
+                    predicted_churn_date=s.churn_dates[k],
+                    top_factors=[f for f in s.top_factors[k] if f is not None],
                     churn_model_version=models.churn_version,
                     health_model_version=models.health_version,
                 )

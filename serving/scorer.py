@@ -7,23 +7,26 @@ Importing this module imports neither Optuna nor any training step: it needs the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from feature_repo.readers import FeatureReader, FeatureRows
-from features.catalog import FAMILIES
-from training.explain import ChurnExplainer, top_positive_factors
+from feature_repo.readers import FeatureReader, FeatureRows, OnlineValues
+from features.catalog import FAMILIES, HEALTH_FACTORS, SEGMENTS
+from training.explain import ChurnExplainer, family_onehot, top_positive
 from training.health_model import health_inputs
 from training.model_files import Champions
-from training.models import booster_matrix
+from training.models import coded_dmatrix, coded_frame, coded_matrix
 from training.risk import churn_risk, health_risk
 
 TOP_FACTORS: Final = 3
+FEW_ROWS: Final = 1000  # up to this many rows, XGBoost's input is made in one thread
 SCORE_COLUMNS: Final = (
     "churn_probability",
     "churn_risk",
@@ -33,6 +36,9 @@ SCORE_COLUMNS: Final = (
     *(f"top_factor_{k}" for k in range(1, TOP_FACTORS + 1)),
     "predicted_churn_date",
 )
+
+
+_SEGMENT_CODES: Final = {s: i for i, s in enumerate(SEGMENTS)}
 
 
 def _keys(keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
@@ -59,6 +65,36 @@ class Assessment:
     rows: FeatureRows
 
 
+@dataclass(frozen=True)
+class ScoreArrays:
+    """Scores of scored rows as arrays (one entry per row): what :class:`Scorer` computes,
+    before any frame is made of it. The churn fields are None when only health was scored."""
+
+    health_score: np.ndarray
+    health_churn_probability: np.ndarray
+    health_risk: np.ndarray
+    churn_probability: np.ndarray | None = None
+    churn_risk: np.ndarray | None = None
+    families: np.ndarray | None = None
+    top_factors: np.ndarray | None = None
+    churn_dates: list[date | None] | None = None
+
+
+@dataclass(frozen=True)
+class LiveScores:
+    """:meth:`Scorer.live`'s answer: per id whether it was ``scored``, its feature ``days``
+    (the day its newest row describes) and health ``factors`` (n, six); ``arrays`` holds the
+    scores of the scored ids only, in the order of their positions ``rows``."""
+
+    ids: list[str]
+    scored: np.ndarray
+    days: list[date]
+    factors: np.ndarray
+    values: OnlineValues
+    arrays: ScoreArrays | None = None
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
 class Scorer:
     """Scores and explains suppliers with the champions, reading features through ``reader``.
 
@@ -69,6 +105,7 @@ class Scorer:
         self.models = models
         self.reader = reader
         self.explainer = ChurnExplainer(models.churn.booster)
+        self._families, self._onehot = family_onehot(models.churn.columns)
 
     def features(self, keys: Sequence[str] | pd.DataFrame) -> FeatureRows:
         """The champions' feature rows for ``keys`` (supplier ids, or key rows the reader
@@ -115,37 +152,129 @@ class Scorer:
         )
 
     def _score(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        churn, health = self.models.churn, self.models.health
+        churn = self.models.churn
         X = churn.matrix(features)
-        matrix = booster_matrix(X)  # once, for scores, attributions and dates
-        raw = churn.booster.get_booster().predict(matrix)  # = predict_proba(X)[:, 1]
-        probability = churn.calibrator.predict(raw)
+        timing = self.models.timing
+        same = timing is None or tuple(X.columns) == timing.columns  # both read churn's service
         factors, segment = health_inputs(features)
-        score = health.model.score(factors, segment)
+        stamps = pd.to_datetime(features["event_timestamp"], utc=True)
+        s = self._arrays(
+            coded_frame(X),
+            None if same else coded_frame(timing.matrix(features)),
+            factors.to_numpy(np.float64),
+            pd.Categorical(segment, categories=SEGMENTS).codes,
+            [t.date() for t in stamps],
+        )
+        index = features.index
         out = pd.DataFrame(
             {
-                "churn_probability": probability,
-                "churn_risk": churn_risk(probability, churn.config.thresholds),
-                "health_score": score,
-                "health_churn_probability": health.model.calibrator.predict(score),
-                "health_risk": health_risk(score, health.config.thresholds),
+                "churn_probability": s.churn_probability,
+                "churn_risk": s.churn_risk,
+                "health_score": s.health_score,
+                "health_churn_probability": s.health_churn_probability,
+                "health_risk": s.health_risk,
+                **{f"top_factor_{k + 1}": s.top_factors[:, k] for k in range(TOP_FACTORS)},
+                "predicted_churn_date": s.churn_dates,
             },
-            index=features.index,
+            index=index,
         )
-        families = self.explainer.explain(X, matrix).by_family()
-        out = out.join(top_positive_factors(families, TOP_FACTORS))
-        out["predicted_churn_date"] = self._churn_dates(features, X, matrix)
-        return out, families
+        return out, pd.DataFrame(s.families, index=index, columns=self._families)
 
-    def _churn_dates(self, features: pd.DataFrame, X: pd.DataFrame, matrix: xgb.DMatrix) -> list:
-        """The timing model's predicted churn date from each row's instant (None without a
-        timing model, or when the median is more than a year away)."""
+    def _arrays(
+        self,
+        churn_data: np.ndarray,
+        timing_data: np.ndarray | None,
+        factors: np.ndarray,
+        segment: np.ndarray,
+        origins: Sequence[date],
+    ) -> ScoreArrays:
+        """The one computation of every score, for the batch frames and the service's plain
+        values alike: ``churn_data`` the churn model's coded matrix
+        (:func:`training.models.coded_matrix`), ``timing_data`` the timing model's when its
+        columns differ, ``factors`` the six health factors, ``segment`` their segments'
+        positions, ``origins`` the day of each row's instant (its stamp), from which the
+        churn date is counted."""
+        churn, health = self.models.churn, self.models.health
+        # once, for scores, attributions and dates, each predicted without the check of names
+        few = len(churn_data) <= FEW_ROWS
+        matrix = coded_dmatrix(churn_data, churn.columns, named=False, threads=1 if few else None)
+        # = predict_proba(X)[:, 1]; the matrix has the model's columns, so no check of names
+        raw = churn.booster.get_booster().predict(matrix, validate_features=False)
+        probability = churn.calibrator.predict(raw)
+        score = health.model.score_values(factors, segment)
+        contributions = self.explainer.contributions(matrix)[:, :-1]
+        families = contributions @ self._onehot
+        return ScoreArrays(
+            churn_probability=probability,
+            churn_risk=churn_risk(probability, churn.config.thresholds),
+            health_score=score,
+            health_churn_probability=health.model.calibrator.predict(score),
+            health_risk=health_risk(score, health.config.thresholds),
+            families=families,
+            top_factors=top_positive(families, self._families, TOP_FACTORS),
+            churn_dates=self._churn_dates(matrix, timing_data, origins),
+        )
+
+    def _churn_dates(
+        self, matrix: xgb.DMatrix, timing_data: np.ndarray | None, origins: Sequence[date]
+    ) -> list[date | None]:
+        """The timing model's predicted churn date counted from each row's instant (None
+        without a timing model, or when the median is more than a year away)."""
         timing = self.models.timing
         if timing is None:
-            return [None] * len(features)
-        stamps = pd.to_datetime(features["event_timestamp"], utc=True)
-        same = tuple(X.columns) == timing.columns  # both read the churn service
-        return timing.churn_dates(features, [s.date() for s in stamps], matrix if same else None)
+            return [None] * len(origins)
+        if timing_data is not None:
+            matrix = coded_dmatrix(timing_data, timing.columns, named=False)
+        return timing.churn_dates(None, origins, matrix)
+
+    def live(self, ids: Sequence[str], *, churn: bool = True) -> LiveScores:
+        """Scores of suppliers' newest online rows as plain arrays, without pandas: the
+        service's per-request path, equal value for value to :meth:`assess` (tested). With
+        ``churn`` false only the health service is read and the health model run (the
+        churn fields stay None).
+
+        Raises:
+            TypeError: the reader is not an online one (it has no plain-value read).
+        """
+        values = getattr(self.reader, "values", None)
+        if values is None:
+            raise TypeError("live scoring needs an online reader (OnlineFeatureReader)")
+        services = self.models.services if churn else self.models.services[1:]
+        got = values(ids, services)
+        factors = np.array(
+            [[np.nan if v is None else v for v in got.values[f]] for f in HEALTH_FACTORS],
+            dtype=np.float64,
+        ).T.reshape(len(got.ids), len(HEALTH_FACTORS))
+        segment = np.array(
+            [_SEGMENT_CODES.get(v, -1) for v in got.values["health_segment"]], dtype=np.int64
+        )
+        stored = np.array([np.nan if v is None else v for v in got.values["health_score"]])
+        ok = got.found & ~np.isnan(stored)
+        origins = [datetime.fromtimestamp(int(t), UTC).date() for t in got.stamps]
+        days = [d - timedelta(days=1) for d in origins]  # the day a row describes
+        live = LiveScores(ids=got.ids, scored=ok, days=days, factors=factors, values=got)
+        if not ok.any():
+            return live
+        pick = np.flatnonzero(ok)
+        if churn:
+            timing = self.models.timing
+            same = timing is None or timing.columns == tuple(self.models.churn.columns)
+            s = self._arrays(
+                coded_matrix(got.values, self.models.churn.columns)[pick],
+                None if same else coded_matrix(got.values, timing.columns)[pick],
+                factors[pick],
+                segment[pick],
+                [origins[i] for i in pick],
+            )
+        else:
+            health = self.models.health
+            score = health.model.score_values(factors[pick], segment[pick])
+            s = ScoreArrays(
+                health_score=score,
+                health_churn_probability=health.model.calibrator.predict(score),
+                health_risk=health_risk(score, health.config.thresholds),
+            )
+        return dataclasses.replace(live, arrays=s, rows=pick)
 
     def explain(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
         """Per key with a scorable row: each feature's TreeSHAP contribution to the churn

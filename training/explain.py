@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,21 +24,32 @@ class Explanation:
     def by_family(self) -> pd.DataFrame:
         """Attributions summed per factor family (login, adoption, ...), shape (n, families),
         the families in the catalogue's order."""
-        names = [FEATURES[c][0] for c in self.values.columns]
-        families = [f for f in FAMILIES if f in names]
-        onehot = np.array([[n == f for f in families] for n in names], dtype=np.float64)
-        summed = self.values.to_numpy(np.float64) @ onehot if len(names) else None
+        families, onehot = family_onehot(self.values.columns)
+        summed = self.values.to_numpy(np.float64) @ onehot if len(onehot) else None
         return pd.DataFrame(summed, index=self.values.index, columns=families)
+
+
+def family_onehot(columns: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The families of feature ``columns`` (in the catalogue's order) and the (columns,
+    families) 0/1 matrix that sums a row of attributions into its families."""
+    names = [FEATURES[c][0] for c in columns]
+    families = [f for f in FAMILIES if f in names]
+    return families, np.array([[n == f for f in families] for n in names], dtype=np.float64)
+
+
+def top_positive(values: np.ndarray, names: Sequence[str], k: int = 3) -> np.ndarray:
+    """Per row of ``values`` (rows, len(names)), the ``k`` names with the largest positive
+    values, largest first (None past the positive ones), shape (rows, k)."""
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    picked = np.asarray(names, dtype=object)[order]
+    positive = np.take_along_axis(values, order, axis=1) > 0
+    return np.where(positive, picked, None)
 
 
 def top_positive_factors(contributions: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     """Per row, the ``k`` columns with the largest positive contributions, largest first (None
     past the positive ones): what pushes churn up the most."""
-    values = contributions.to_numpy(float)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    names = np.asarray(contributions.columns, dtype=object)[order]
-    positive = np.take_along_axis(values, order, axis=1) > 0
-    names = np.where(positive, names, None)
+    names = top_positive(contributions.to_numpy(float), list(contributions.columns), k)
     return pd.DataFrame(
         names, index=contributions.index, columns=[f"top_factor_{i + 1}" for i in range(k)]
     )
@@ -59,7 +71,15 @@ class ChurnExplainer:
 
     def _contributions(self, X: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> np.ndarray:
         matrix = matrix if matrix is not None else xgb.DMatrix(X, enable_categorical=True)
-        return np.asarray(self._booster.predict(matrix, pred_contribs=True), dtype=np.float64)
+        return self.contributions(matrix)
+
+    def contributions(self, matrix: xgb.DMatrix) -> np.ndarray:
+        """TreeSHAP attributions of ``matrix``'s rows, shape (n, features + 1): the last
+        column is the base value (the bias term). ``matrix`` has the booster's columns (it is
+        made from them), so XGBoost's check of its names, a large share of a one-row call, is
+        skipped."""
+        contributions = self._booster.predict(matrix, pred_contribs=True, validate_features=False)
+        return np.asarray(contributions, dtype=np.float64)
 
     def base_of(self, X: pd.DataFrame) -> float:
         """The base value (the bias term, the same for every row) of rows shaped like ``X``."""

@@ -19,7 +19,7 @@ from scipy.optimize import minimize
 from sklearn.metrics import log_loss
 
 from features.catalog import HEALTH_FACTORS, SEGMENTS
-from features.health import SEGMENT_WEIGHTS, health_score
+from features.health import SEGMENT_WEIGHTS, health_score, health_score_values
 from training.calibration import IsotonicCalibrator
 
 Weights = dict[str, tuple[float, ...]]
@@ -73,6 +73,10 @@ class HealthModel:
 
     def score(self, factors: pd.DataFrame, segment: pd.Series) -> np.ndarray:
         return health_score(factors, segment, self.weights).to_numpy()
+
+    def score_values(self, values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """:meth:`score` of plain arrays (see :func:`features.health.health_score_values`)."""
+        return health_score_values(values, segment, self.weights)
 
     def churn_probability(self, factors: pd.DataFrame, segment: pd.Series) -> np.ndarray:
         return self.calibrator.predict(self.score(factors, segment))

@@ -130,11 +130,16 @@ class TimingModel:
         margin = self.booster.predict(xgb.DMatrix(X, enable_categorical=True), output_margin=True)
         return np.asarray(margin, dtype=float)
 
-    def median_days(self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> np.ndarray:
+    def median_days(
+        self, features: pd.DataFrame | None, matrix: xgb.DMatrix | None = None
+    ) -> np.ndarray:
         """Days from the row's instant until its survival curve falls to one half
-        (``matrix``: the rows already as XGBoost's input of this model's columns)."""
+        (``matrix``: the rows already as XGBoost's input of this model's columns; then
+        ``features`` may be None)."""
         if matrix is not None:
-            return np.exp(np.asarray(self.booster.predict(matrix, output_margin=True), float))
+            # made from this model's columns: XGBoost's check of the names is skipped
+            margin = self.booster.predict(matrix, output_margin=True, validate_features=False)
+            return np.exp(np.asarray(margin, float))
         return np.exp(self._mu(self.matrix(features)))
 
     def churn_probability(self, features: pd.DataFrame, days: float) -> np.ndarray:
@@ -143,7 +148,10 @@ class TimingModel:
         return norm.cdf((np.log(days) - mu) / self.scale)
 
     def churn_dates(
-        self, features: pd.DataFrame, days: Sequence[date], matrix: xgb.DMatrix | None = None
+        self,
+        features: pd.DataFrame | None,
+        days: Sequence[date],
+        matrix: xgb.DMatrix | None = None,
     ) -> list[date | None]:
         """The predicted churn date of each row (its feature day + the median), or None when
         that is more than :data:`MAX_DAYS` away."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api import schemas
 from serving.api.auth import Principal, TokenBook
-from serving.assessments import SupplierAssessments
+from serving.assessments import ScorerBusyError, SupplierAssessments
 from serving.errors import ServingError, UnavailableError
 from serving.interventions import InterventionRecorder
 from serving.onboarding import OnboardingTracker
@@ -33,6 +34,7 @@ from serving.predictions import MAX_LIMIT, PredictionBook
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/customer-success"
+INLINE_IDS = 10  # a /score of at most this many suppliers runs on the event loop
 USER_ID = Path(alias="userId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -82,11 +84,16 @@ def _validation_message(err: RequestValidationError) -> tuple[int, str]:
 BEARER = HTTPBearer(auto_error=False, description="A token of CS_API_TOKENS")
 
 
-def _backend(request: Request) -> Backend:
-    return request.app.state.backend()
+async def _backend(request: Request) -> Backend:
+    # built: answered on the event loop; not yet (a retry may take seconds): in a thread, so
+    # that /livez and the other requests never wait for it
+    built = request.app.state.built()
+    if built is not None:
+        return built
+    return await run_in_threadpool(request.app.state.backend)
 
 
-def _caller(
+async def _caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     api: Annotated[Backend, Depends(_backend)],
 ) -> Principal:
@@ -98,9 +105,19 @@ Api = Annotated[Backend, Depends(_backend)]
 Caller = Annotated[Principal, Depends(_caller)]
 
 
-def build_app(backend: Callable[[], Backend]) -> FastAPI:
+def build_app(
+    backend: Callable[[], Backend], built: Callable[[], Backend | None] | None = None
+) -> FastAPI:
     """The FastAPI app; ``backend`` answers the worker's backend or raises
-    :class:`UnavailableError` while it cannot be built."""
+    :class:`UnavailableError` while it cannot be built (it may block while it tries);
+    ``built`` answers the backend at once if it is built, else None.
+
+    Short requests (a health score, a score of at most :data:`INLINE_IDS` suppliers, the
+    models) run on the event loop: a millisecond or two of work, for which a hop to the
+    thread pool and back would cost more than the work; they go to the pool when the worker's
+    scorer is busy with a longer request, so the loop never waits for it. Everything longer
+    runs in the pool.
+    """
     app = FastAPI(
         title="WedSync customer-success API",
         version="1.1",
@@ -110,6 +127,7 @@ def build_app(backend: Callable[[], Backend]) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
+    app.state.built = built or (lambda: None)
 
     @app.exception_handler(ServingError)
     async def _serving_error(_: Request, err: ServingError) -> JSONResponse:
@@ -142,11 +160,15 @@ def build_app(backend: Callable[[], Backend]) -> FastAPI:
         responses=_errors(*COMMON, 404),
         tags=["customer success"],
     )
-    def health_score(
+    async def health_score(
         api: Api, who: Caller, user_id: Annotated[str, USER_ID]
     ) -> schemas.HealthScoreResponse:
         who.require("read")
-        return schemas.HealthScoreResponse(health_score=api.assessments.health_score(user_id))
+        try:  # on the event loop while the worker's scorer is free
+            score = api.assessments.health_score(user_id, wait=False)
+        except ScorerBusyError:
+            score = await run_in_threadpool(api.assessments.health_score, user_id)
+        return schemas.HealthScoreResponse(health_score=score)
 
     @app.get(
         f"{PREFIX}/churn-predictions",
@@ -221,11 +243,17 @@ def build_app(backend: Callable[[], Backend]) -> FastAPI:
         responses=_errors(*COMMON),
         tags=["models"],
     )
-    def score(
+    async def score(
         api: Api, who: Caller, request: Annotated[schemas.ScoreRequest, Body()]
     ) -> schemas.ScoreResponse:
         who.require("model")
-        return schemas.ScoreResponse(scores=api.assessments.scores(request.user_ids))
+        ids = request.user_ids
+        if len(ids) <= INLINE_IDS:
+            try:  # on the event loop while the worker's scorer is free
+                return schemas.ScoreResponse(scores=api.assessments.scores(ids, wait=False))
+            except ScorerBusyError:
+                pass
+        return schemas.ScoreResponse(scores=await run_in_threadpool(api.assessments.scores, ids))
 
     @app.post(
         "/explain",
@@ -245,7 +273,7 @@ def build_app(backend: Callable[[], Backend]) -> FastAPI:
         responses=_errors(401, 403, 503),
         tags=["models"],
     )
-    def models(api: Api, who: Caller) -> schemas.ModelsResponse:
+    async def models(api: Api, who: Caller) -> schemas.ModelsResponse:
         who.require("model")
         return schemas.ModelsResponse(models=api.assessments.models())
 

@@ -177,6 +177,73 @@ def test_the_explanation_is_the_champions_margin(live: LiveService, served) -> N
     assert ex["margin"] == pytest.approx(float(margin[0]), abs=1e-5)
 
 
+def test_the_online_reader_answers_what_feast_answers(served) -> None:
+    """The reader's own online_read per view gives get_online_features' values and stamps."""
+    import numpy as np
+
+    from feature_repo.readers import OnlineFeatureReader, service_union
+    from feature_repo.store import open_store
+    from wedsync_cs.feature_jobs import store_config
+
+    store = open_store(store_config(Settings(home=served.home)))
+    suppliers = pd.read_parquet(served.raw / "suppliers.parquet")["supplier_id"].tolist()
+    ids = [*suppliers[:150], "sup_unknown"]
+    services = ["churn_v3", "health_v1"]
+    got = OnlineFeatureReader(store).values(ids, services)
+    stamps = np.zeros(len(ids), dtype=np.int64)
+    for name in services:
+        answer = store.get_online_features(
+            features=store.get_feature_service(name),
+            entity_rows=[{"supplier_id": i} for i in ids],
+        ).to_dict(include_event_timestamps=True)
+        for column in service_union([name]):
+            assert got.values[column] == answer[column], column
+            stamps = np.maximum(stamps, np.asarray(answer[f"{column}__ts"], np.int64))
+    np.testing.assert_array_equal(got.stamps, stamps)
+    assert 0 < got.found.sum() < len(ids) and not got.found[-1]
+
+
+def test_live_scores_equal_the_batch_scorer_for_every_supplier(served) -> None:
+    """The service's pandas-free path (Scorer.live) and the frames of Scorer.assess give the
+    same numbers, levels, factors and dates for every supplier, scored or not."""
+    import numpy as np
+
+    from feature_repo.readers import OnlineFeatureReader
+    from feature_repo.store import open_store
+    from serving.scorer import Scorer
+    from training.registry import load_champions
+    from wedsync_cs.feature_jobs import store_config
+
+    settings = Settings(home=served.home)
+    scorer = Scorer(
+        load_champions(settings.tracking_uri, 1),
+        OnlineFeatureReader(open_store(store_config(settings))),
+    )
+    ids = [*pd.read_parquet(served.raw / "suppliers.parquet")["supplier_id"], "sup_unknown"]
+    batch = scorer.assess(ids)
+    live = scorer.live(ids)
+    np.testing.assert_array_equal(live.scored, batch.scores["scored"].to_numpy(bool))
+    assert 0 < live.scored.sum() < len(ids)
+    scored = batch.scores[batch.scores["scored"]]
+    a = live.arrays
+    for column in ("churn_probability", "health_score", "health_churn_probability"):
+        np.testing.assert_array_equal(getattr(a, column), scored[column].to_numpy(float))
+    for column in ("churn_risk", "health_risk"):
+        assert list(getattr(a, column)) == list(scored[column])
+    assert a.churn_dates == list(scored["predicted_churn_date"])
+    assert any(d is not None for d in a.churn_dates)
+    for k in range(3):
+        assert list(a.top_factors[:, k]) == list(scored[f"top_factor_{k + 1}"])
+    families = batch.families[batch.scores["scored"]].dropna(axis=1, how="all")
+    np.testing.assert_array_equal(a.families, families.to_numpy(float))
+    np.testing.assert_array_equal(
+        live.factors[live.scored], batch.factors[batch.scores["scored"]].iloc[:, :6].to_numpy()
+    )
+    health_only = scorer.live(ids, churn=False)
+    np.testing.assert_array_equal(health_only.arrays.health_score, a.health_score)
+    assert health_only.arrays.churn_probability is None
+
+
 def test_onboarding_records_a_milestone_once(live: LiveService, served) -> None:
     supplier = served.active_ids()[5]
     engine = _engine(served)
@@ -390,3 +457,63 @@ def test_a_route_answers_503_when_the_database_goes_away(served) -> None:
         ok = client.post("/score", json={"userIds": [served.active_ids()[0]]}, headers=headers)
         assert ok.status_code == 200  # scoring needs no database
     assert not backend.database_reachable()
+
+
+def test_a_short_request_waits_in_the_pool_while_the_scorer_is_busy(served) -> None:
+    """Asked not to wait, a busy scorer says so; over HTTP the short request then runs in
+    the thread pool and answers once the scorer is free."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from feature_repo.readers import OnlineFeatureReader
+    from feature_repo.store import open_store
+    from serving.api.app import Backend, build_app
+    from serving.api.auth import TokenBook
+    from serving.assessments import ScorerBusyError, SupplierAssessments
+    from serving.interventions import InterventionRecorder
+    from serving.onboarding import OnboardingTracker
+    from serving.predictions import PredictionBook
+    from serving.scorer import Scorer
+    from training.registry import load_champions
+    from wedsync_cs.feature_jobs import store_config
+
+    settings = Settings(home=served.home, api_tokens={"t": "app"})
+    engine = _engine(served)
+    scorer = Scorer(
+        load_champions(settings.tracking_uri, 1),
+        OnlineFeatureReader(open_store(store_config(settings))),
+    )
+    assessments = SupplierAssessments(scorer, engine)
+    backend = Backend(
+        tokens=TokenBook(settings.api_tokens),
+        assessments=assessments,
+        predictions=PredictionBook(engine),
+        onboarding=OnboardingTracker(engine),
+        interventions=InterventionRecorder(engine),
+        engine=engine,
+    )
+    supplier = served.active_ids()[0]
+    held, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        with assessments._scoring(wait=True):
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    held.wait(10)
+    with pytest.raises(ScorerBusyError):
+        assessments.health_score(supplier, wait=False)
+    threading.Timer(0.5, release.set).start()
+    began = time.monotonic()
+    token = {"Authorization": "Bearer t"}
+    with TestClient(build_app(lambda: backend, lambda: backend)) as client:
+        r = client.get(f"{PREFIX}/health-score/{supplier}", headers=token)
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - began >= 0.4  # it waited for the scorer, in the pool
+        worker.join(5)
+        one = client.post("/score", json={"userIds": [supplier]}, headers=token)  # free: inline
+        assert one.status_code == 200 and one.json()["scores"][0]["found"]
+    engine.dispose()
