@@ -136,10 +136,12 @@ class OnlineFeatureReader:
     before the materialisation) comes back all null with ``found`` false. Reading writes
     nothing: the store is opened as it was published.
 
-    Rows are read through the store's own ``online_read`` (the interface every Feast online
-    store implements, the one ``get_online_features`` calls), once per feature view of the
-    services: the same values as ``get_online_features`` (tested), without building its
-    response, which costs several times the read for a single supplier.
+    From SQLite, rows are read through the store's own ``online_read`` (the interface every
+    Feast online store implements, the one ``get_online_features`` calls), once per feature
+    view of the services: the same values as ``get_online_features`` (tested), without
+    building its response, which costs three times the read for one supplier. From Redis,
+    through ``get_online_features``, which reads all views in one round trip where
+    ``online_read`` makes one per view.
     """
 
     def __init__(self, store: FeatureStore) -> None:
@@ -168,6 +170,8 @@ class OnlineFeatureReader:
 
         ids = [str(s) for s in ids]
         columns = service_union(services)
+        if self.store.config.online_store.type != "sqlite":
+            return self._answered(ids, services)
         values: dict[str, list] = {c: [None] * len(ids) for c in columns}
         stamps = np.zeros(len(ids), dtype=np.int64)
         if ids:
@@ -185,6 +189,23 @@ class OnlineFeatureReader:
                         if feature in got:
                             values[feature][i] = _python(got[feature])
                     stamps[i] = max(stamps[i], int(stamp.timestamp()))
+        return OnlineValues(ids=ids, values=values, stamps=stamps)
+
+    def _answered(self, ids: list[str], services: Sequence[str]) -> OnlineValues:
+        """:meth:`values` through ``get_online_features``."""
+        values: dict[str, list] = {}
+        stamps = np.zeros(len(ids), dtype=np.int64)
+        if ids:
+            rows = [{"supplier_id": s} for s in ids]
+            for name in services:
+                part = self.store.get_online_features(
+                    features=self.store.get_feature_service(name), entity_rows=rows
+                ).to_dict(include_event_timestamps=True)
+                for column in service_columns(name):
+                    values.setdefault(column, part[column])
+                    stamps = np.maximum(stamps, np.asarray(part[f"{column}__ts"], np.int64))
+        else:
+            values = {c: [] for c in service_union(services)}
         return OnlineValues(ids=ids, values=values, stamps=stamps)
 
     def read(self, keys: pd.DataFrame, services: Sequence[str]) -> FeatureRows:

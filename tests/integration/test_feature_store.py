@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_repo.definitions import CHURN_SERVICE, HEALTH_SERVICE, SERVICES, service_columns
-from feature_repo.readers import historical_features
+from feature_repo.readers import OnlineFeatureReader, historical_features
 from feature_repo.store import open_store
 from features.as_of import export_at
 from features.raw_reader import load_raw
@@ -113,6 +113,15 @@ def _online_matches_latest(settings: Settings) -> None:
         features=store.get_feature_service(CHURN_SERVICE),
         entity_rows=[{"supplier_id": s} for s in [*ids, "nobody"]],
     ).to_df()
+    # the service's reader answers the same values, whichever store
+    answer = store.get_online_features(
+        features=store.get_feature_service(CHURN_SERVICE),
+        entity_rows=[{"supplier_id": s} for s in [*ids, "nobody"]],
+    ).to_dict()
+    plain = OnlineFeatureReader(store).values([*ids, "nobody"], [CHURN_SERVICE])
+    for column in service_columns(CHURN_SERVICE):
+        assert plain.values[column] == answer[column], column
+    assert plain.found.tolist() == [True] * len(ids) + [False]
     assert online["logins_30d"].iloc[-1] is None or pd.isna(online["logins_30d"].iloc[-1])
     online = online.iloc[:-1].set_index("supplier_id")
     want = latest.set_index("supplier_id").loc[ids]
