@@ -1,5 +1,5 @@
 """Running one benchmark function in a fresh interpreter, so that its wall time and peak memory
-(``ru_maxrss`` of that process) are its own.
+(``ru_maxrss`` of that process, or its process tree's sampled total when larger) are its own.
 
 A benchmark is a function of a ``benchmarks`` module that takes JSON-able arguments and returns
 a JSON-able dict of figures. :func:`run_child` runs it by name (``module:function``) through
@@ -9,12 +9,14 @@ marker.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +78,45 @@ def run_child(function: str, **kwargs: Any) -> ChildRun:
     return ChildRun(seconds, found[0]["peak_kb"] / 1024**2, found[0]["details"])
 
 
+class TreePeak:
+    """The largest resident memory of this process and its children together, sampled every
+    ``every`` seconds in a thread (a job may run stages in child processes at once; the peak
+    of each process alone would hide their sum)."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.every = every
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # ended since the listing
+                    total += p.memory_info().rss
+            self.peak_kb = max(self.peak_kb, total // 1024)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _main(function: str, arguments: str) -> None:
     module, name = function.split(":")
     call = getattr(importlib.import_module(f"benchmarks.{module}"), name)
-    details = call(**json.loads(arguments))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with TreePeak() as tree:
+        details = call(**json.loads(arguments))
+    # the process's own peak (exact, from the kernel) or the tree's sampled one if larger
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, tree.peak_kb)
     print(f"\n{MARK}", json.dumps({"details": details, "peak_kb": peak}), flush=True)
     sys.stderr.flush()
     # The figures are out: leave without the interpreter's teardown. Once in a CI run, a native
