@@ -138,7 +138,13 @@ def bench_score_daily(workdir: Path, database: str) -> Result:
 
 
 def bench_serving(
-    workdir: Path, suppliers: int, days: int, trials: int, requests: int, memory_requests: int
+    workdir: Path,
+    suppliers: int,
+    days: int,
+    trials: int,
+    requests: int,
+    memory_requests: int,
+    seconds: float,
 ) -> Result:
     """The service under 8 clients (two workers) and its memory after many requests."""
     if not (workdir / "serve_home").is_dir():
@@ -156,6 +162,7 @@ def bench_serving(
         clients=8,
         requests=requests,
         memory_requests=memory_requests,
+        seconds=seconds,
     )
     return Result("serving: load and memory", run.seconds, run.peak_gb, 1800, 8, run.details)
 
@@ -193,7 +200,15 @@ def main() -> None:
     parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument("--serving-suppliers", type=int, default=5_000)
     parser.add_argument("--serving-trials", type=int, default=8)
-    parser.add_argument("--serving-requests", type=int, default=5_000)
+    parser.add_argument(
+        "--serving-requests",
+        type=int,
+        default=5_000,
+        help="requests per route when wrk is not installed (the Python client)",
+    )
+    parser.add_argument(
+        "--serving-seconds", type=float, default=30, help="seconds per route under wrk"
+    )
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument(
         "--workdir",
@@ -229,6 +244,7 @@ def main() -> None:
                     args.serving_trials,
                     args.serving_requests,
                     args.memory_requests,
+                    args.serving_seconds,
                 )
             )
         if set(chosen) & {"train", "predict"} and not args.reuse_model:
