@@ -32,6 +32,9 @@ def redact(url: str) -> str:
     return re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", url)
 
 
+CONNECT_SECONDS = 5
+
+
 def engine_for(url: str) -> Engine:
     """An engine for ``url``; SQLite with foreign keys enforced and a wait on locks (several
     workers and the daily job share one file)."""
@@ -46,7 +49,10 @@ def engine_for(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # an unreachable server fails in seconds, not after the system's TCP timeout (a request
+    # waiting on it holds its worker)
+    timeout = {"connect_timeout": CONNECT_SECONDS}
+    return create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
 
 def insert_for(bind: Engine | Connection):
