@@ -79,4 +79,5 @@ def today(workdir: str, database_url: str | None, tag: str) -> dict:
         "churn_levels": run.churn_levels,
         "stage_seconds": {k: round(v, 1) for k, v in run.seconds.items()},
         "job_wall_seconds": round(run.wall_seconds, 1),
+        "feature_build_seconds": run.build_seconds,
     }

@@ -59,6 +59,8 @@ class FeatureBuild:
     suppliers: int
     seconds: float
     incremental: bool
+    # validate, copy the kept rows, compute the new days, register in Feast
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def data_end(self) -> datetime:
@@ -105,10 +107,12 @@ def build_features(
     from feature_repo.store import apply_definitions, open_store
 
     began = time.perf_counter()
+    stages: dict[str, float] = {}
     tables = tables or load_raw(raw, quarantine)
     n_suppliers = len(tables["suppliers"])
     source = _validated_files(tables, Path(raw), cfg.staging)
     del tables  # DuckDB scans the files; the frames need not stay in memory
+    stages["validate"] = time.perf_counter() - began
     pa.default_memory_pool().release_unused()
     con = connect(source, cfg.threads)
     first, last = data_span(con)
@@ -118,10 +122,12 @@ def build_features(
     have = stored_days(path) if incremental else set()
     todo = [d for d in days if d not in have]
     if todo:
-        written, total = _write_table(path, source, todo, bool(have), cfg, raw)
+        written, total = _write_table(path, source, todo, bool(have), cfg, raw, stages)
     else:  # every day is there already: the table stays as it is
         written, total = 0, pq.ParquetFile(path).metadata.num_rows
+    registered = time.perf_counter()
     apply_definitions(open_store(cfg.store), cfg.store)
+    stages["register"] = time.perf_counter() - registered
     build = FeatureBuild(
         raw=str(Path(raw).resolve()),
         first_day=first.isoformat(),
@@ -132,13 +138,20 @@ def build_features(
         suppliers=n_suppliers,
         seconds=round(time.perf_counter() - began, 1),
         incremental=incremental,
+        stage_seconds={k: round(v, 1) for k, v in stages.items()},
     )
     (path.parent / "build.json").write_text(json.dumps(asdict(build), indent=2))
     return build
 
 
 def _write_table(
-    path: Path, source: Path, todo: list[date], keep_old: bool, cfg: FeatureTableConfig, raw: Path
+    path: Path,
+    source: Path,
+    todo: list[date],
+    keep_old: bool,
+    cfg: FeatureTableConfig,
+    raw: Path,
+    stages: dict[str, float],
 ) -> tuple[int, int]:
     """Write the table atomically: the old rows (when kept) and the rows of ``todo``.
 
@@ -151,6 +164,7 @@ def _write_table(
     written = total = 0
     writer: pq.ParquetWriter | None = None
     try:
+        began = time.perf_counter()
         if keep_old:
             old = pq.ParquetFile(path)
             writer = pq.ParquetWriter(tmp, old.schema_arrow, compression="zstd")
@@ -158,6 +172,8 @@ def _write_table(
                 group = old.read_row_group(i)
                 writer.write_table(group)
                 total += group.num_rows
+        stages["copy kept rows"] = time.perf_counter() - began
+        began = time.perf_counter()
         for batch in iter_feature_batches(source, todo, cfg.threads, cfg.memory_limit):
             table = pa.Table.from_pandas(batch, preserve_index=False)
             if writer is None:
@@ -166,6 +182,7 @@ def _write_table(
             written += table.num_rows
         if writer is None:
             raise ValueError(f"no supplier is active on any feature day of {raw}")
+        stages["compute new days"] = time.perf_counter() - began
         writer.close()
         os.replace(tmp, path)
     except BaseException:

@@ -39,6 +39,7 @@ class DailyRun:
     health_bands: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0  # the stages overlap (materialisation runs beside the others)
+    build_seconds: dict[str, float] = field(default_factory=dict)  # the feature build's parts
 
     @property
     def unscored(self) -> int:
@@ -91,6 +92,8 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
         incremental = extends_last_build(settings.feature_table_path, raw)
         extra = (as_of,) if as_of is not None else ()
         build = build_features(settings, raw, incremental=incremental, extra_days=extra)
+    run.build_seconds = dict(build.stage_seconds)
+    typer.echo("    (" + ", ".join(f"{k} {v:.1f} s" for k, v in run.build_seconds.items()) + ")")
     last = date.fromisoformat(build.last_day)
     day = as_of or last
     if not date.fromisoformat(build.first_day) <= day <= last:
