@@ -169,10 +169,9 @@ class OnlineFeatureReader:
         from feast.protos.feast.types.Value_pb2 import Value
 
         ids = [str(s) for s in ids]
-        columns = service_union(services)
         if self.store.config.online_store.type != "sqlite":
             return self._answered(ids, services)
-        values: dict[str, list] = {c: [None] * len(ids) for c in columns}
+        values: dict[str, list] = {c: [None] * len(ids) for c in service_union(services)}
         stamps = np.zeros(len(ids), dtype=np.int64)
         if ids:
             keys = [

@@ -37,6 +37,18 @@ def _breakdown(factors: Mapping[str, float]) -> schemas.Breakdown | None:
     return schemas.Breakdown(**{k: _int(100 * float(v)) for k, v in values.items()})
 
 
+# UserScore's fields that are null for a supplier without a score
+_SCORED_ONLY = (
+    "health_score",
+    "health_risk_level",
+    "breakdown",
+    "churn_probability",
+    "health_churn_probability",
+    "churn_risk_level",
+    "predicted_churn_date",
+)
+
+
 class ScorerBusyError(RuntimeError):
     """The worker's scorer is in use by another request (asked not to wait)."""
 
@@ -78,7 +90,7 @@ class SupplierAssessments:
         )
 
     def _assess_one(self, supplier_id: str) -> Assessment:
-        with self._lock:
+        with self._scoring(wait=True):
             assessment = self.scorer.assess([supplier_id])
         if not assessment.scores["scored"].iat[0]:
             raise self._missing(supplier_id)
@@ -97,7 +109,7 @@ class SupplierAssessments:
         if live.arrays is None:
             raise self._missing(supplier_id)
         s, day = live.arrays, live.days[0]
-        factors = dict(zip(HEALTH_FACTORS, live.factors[0].tolist(), strict=True))
+        factors = live.factor_map(0)
         current = float(s.health_score[0])
         with self.engine.connect() as connection:
             before = previous_score(connection, supplier_id, day)
@@ -132,16 +144,10 @@ class SupplierAssessments:
                     schemas.UserScore(
                         user_id=supplier,
                         found=False,
-                        health_score=None,
-                        health_risk_level=None,
-                        breakdown=None,
-                        churn_probability=None,
-                        health_churn_probability=None,
-                        churn_risk_level=None,
-                        predicted_churn_date=None,
                         top_factors=[],
                         churn_model_version=models.churn_version,
                         health_model_version=models.health_version,
+                        **dict.fromkeys(_SCORED_ONLY),
                     )
                 )
                 continue
@@ -151,9 +157,7 @@ class SupplierAssessments:
                     found=True,
                     health_score=_int(s.health_score[k]),
                     health_risk_level=s.health_risk[k],
-                    breakdown=_breakdown(
-                        dict(zip(HEALTH_FACTORS, live.factors[i].tolist(), strict=True))
-                    ),
+                    breakdown=_breakdown(live.factor_map(i)),
                     churn_probability=float(s.churn_probability[k]),
                     health_churn_probability=float(s.health_churn_probability[k]),
                     churn_risk_level=s.churn_risk[k],
@@ -172,7 +176,7 @@ class SupplierAssessments:
             NotFoundError: an unknown supplier, or one without current features.
         """
         a = self._assess_one(supplier_id)
-        with self._lock:
+        with self._scoring(wait=True):
             explanation = self.scorer.explainer.explain(
                 self.scorer.models.churn.matrix(a.rows.frame)
             )

@@ -8,8 +8,8 @@ Importing this module imports neither Optuna nor any training step: it needs the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from feature_repo.readers import FeatureReader, FeatureRows, OnlineValues
+from feature_repo.readers import FeatureReader, FeatureRows
 from features.catalog import FAMILIES, HEALTH_FACTORS, SEGMENTS
 from training.explain import ChurnExplainer, family_onehot, top_positive
 from training.health_model import health_inputs
 from training.model_files import Champions
-from training.models import coded_dmatrix, coded_frame, coded_matrix
+from training.models import coded_dmatrix, coded_frame, coded_matrix, feature_matrix
 from training.risk import churn_risk, health_risk
 
 TOP_FACTORS: Final = 3
@@ -84,15 +84,20 @@ class ScoreArrays:
 class LiveScores:
     """:meth:`Scorer.live`'s answer: per id whether it was ``scored``, its feature ``days``
     (the day its newest row describes) and health ``factors`` (n, six); ``arrays`` holds the
-    scores of the scored ids only, in the order of their positions ``rows``."""
+    scores of the scored ids only, in the order of their positions :attr:`rows`."""
 
-    ids: list[str]
     scored: np.ndarray
     days: list[date]
     factors: np.ndarray
-    values: OnlineValues
     arrays: ScoreArrays | None = None
-    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.flatnonzero(self.scored)
+
+    def factor_map(self, i: int) -> dict[str, float]:
+        """The health factors of the ``i``-th id by name (NaN where unknown)."""
+        return dict(zip(HEALTH_FACTORS, self.factors[i].tolist(), strict=True))
 
 
 class Scorer:
@@ -152,15 +157,10 @@ class Scorer:
         )
 
     def _score(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        churn = self.models.churn
-        X = churn.matrix(features)
-        timing = self.models.timing
-        same = timing is None or tuple(X.columns) == timing.columns  # both read churn's service
         factors, segment = health_inputs(features)
         stamps = pd.to_datetime(features["event_timestamp"], utc=True)
         s = self._arrays(
-            coded_frame(X),
-            None if same else coded_frame(timing.matrix(features)),
+            lambda columns: coded_frame(feature_matrix(features, columns)),
             factors.to_numpy(np.float64),
             pd.Categorical(segment, categories=SEGMENTS).codes,
             [t.date() for t in stamps],
@@ -180,51 +180,61 @@ class Scorer:
         )
         return out, pd.DataFrame(s.families, index=index, columns=self._families)
 
+    def _health(self, factors: np.ndarray, segment: np.ndarray) -> ScoreArrays:
+        """The health model's scores of ``factors`` (n, six) and ``segment`` (positions)."""
+        health = self.models.health
+        score = health.model.score_values(factors, segment)
+        return ScoreArrays(
+            health_score=score,
+            health_churn_probability=health.model.calibrator.predict(score),
+            health_risk=health_risk(score, health.config.thresholds),
+        )
+
     def _arrays(
         self,
-        churn_data: np.ndarray,
-        timing_data: np.ndarray | None,
+        coded: Callable[[Sequence[str]], np.ndarray],
         factors: np.ndarray,
         segment: np.ndarray,
         origins: Sequence[date],
     ) -> ScoreArrays:
         """The one computation of every score, for the batch frames and the service's plain
-        values alike: ``churn_data`` the churn model's coded matrix
-        (:func:`training.models.coded_matrix`), ``timing_data`` the timing model's when its
-        columns differ, ``factors`` the six health factors, ``segment`` their segments'
-        positions, ``origins`` the day of each row's instant (its stamp), from which the
-        churn date is counted."""
-        churn, health = self.models.churn, self.models.health
+        values alike: ``coded(columns)`` the rows' coded matrix of those columns
+        (:func:`training.models.coded_matrix`), ``factors`` the six health factors,
+        ``segment`` their segments' positions, ``origins`` the day of each row's instant (its
+        stamp), from which the churn date is counted."""
+        churn = self.models.churn
+        data = coded(churn.columns)
         # once, for scores, attributions and dates, each predicted without the check of names
-        few = len(churn_data) <= FEW_ROWS
-        matrix = coded_dmatrix(churn_data, churn.columns, named=False, threads=1 if few else None)
-        # = predict_proba(X)[:, 1]; the matrix has the model's columns, so no check of names
-        raw = churn.booster.get_booster().predict(matrix, validate_features=False)
-        probability = churn.calibrator.predict(raw)
-        score = health.model.score_values(factors, segment)
-        contributions = self.explainer.contributions(matrix)[:, :-1]
-        families = contributions @ self._onehot
-        return ScoreArrays(
+        # (the matrix is made from the model's own columns)
+        few = len(data) <= FEW_ROWS
+        matrix = coded_dmatrix(data, churn.columns, named=False, threads=1 if few else None)
+        probability = churn.calibrator.predict(  # = predict_proba(X)[:, 1], calibrated
+            churn.booster.get_booster().predict(matrix, validate_features=False)
+        )
+        families = self.explainer.contributions(matrix)[:, :-1] @ self._onehot
+        return dataclasses.replace(
+            self._health(factors, segment),
             churn_probability=probability,
             churn_risk=churn_risk(probability, churn.config.thresholds),
-            health_score=score,
-            health_churn_probability=health.model.calibrator.predict(score),
-            health_risk=health_risk(score, health.config.thresholds),
             families=families,
             top_factors=top_positive(families, self._families, TOP_FACTORS),
-            churn_dates=self._churn_dates(matrix, timing_data, origins),
+            churn_dates=self._churn_dates(matrix, coded, origins),
         )
 
     def _churn_dates(
-        self, matrix: xgb.DMatrix, timing_data: np.ndarray | None, origins: Sequence[date]
+        self,
+        matrix: xgb.DMatrix,
+        coded: Callable[[Sequence[str]], np.ndarray],
+        origins: Sequence[date],
     ) -> list[date | None]:
         """The timing model's predicted churn date counted from each row's instant (None
-        without a timing model, or when the median is more than a year away)."""
+        without a timing model, or when the median is more than a year away); ``matrix``, the
+        churn model's input, is reused when both read the same columns."""
         timing = self.models.timing
         if timing is None:
             return [None] * len(origins)
-        if timing_data is not None:
-            matrix = coded_dmatrix(timing_data, timing.columns, named=False)
+        if timing.columns != tuple(self.models.churn.columns):
+            matrix = coded_dmatrix(coded(timing.columns), timing.columns, named=False)
         return timing.churn_dates(None, origins, matrix)
 
     def live(self, ids: Sequence[str], *, churn: bool = True) -> LiveScores:
@@ -252,29 +262,19 @@ class Scorer:
         ok = got.found & ~np.isnan(stored)
         origins = [datetime.fromtimestamp(int(t), UTC).date() for t in got.stamps]
         days = [d - timedelta(days=1) for d in origins]  # the day a row describes
-        live = LiveScores(ids=got.ids, scored=ok, days=days, factors=factors, values=got)
         if not ok.any():
-            return live
+            return LiveScores(scored=ok, days=days, factors=factors)
         pick = np.flatnonzero(ok)
         if churn:
-            timing = self.models.timing
-            same = timing is None or timing.columns == tuple(self.models.churn.columns)
             s = self._arrays(
-                coded_matrix(got.values, self.models.churn.columns)[pick],
-                None if same else coded_matrix(got.values, timing.columns)[pick],
+                lambda columns: coded_matrix(got.values, columns)[pick],
                 factors[pick],
                 segment[pick],
                 [origins[i] for i in pick],
             )
         else:
-            health = self.models.health
-            score = health.model.score_values(factors[pick], segment[pick])
-            s = ScoreArrays(
-                health_score=score,
-                health_churn_probability=health.model.calibrator.predict(score),
-                health_risk=health_risk(score, health.config.thresholds),
-            )
-        return dataclasses.replace(live, arrays=s, rows=pick)
+            s = self._health(factors[pick], segment[pick])
+        return LiveScores(scored=ok, days=days, factors=factors, arrays=s)
 
     def explain(self, keys: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
         """Per key with a scorable row: each feature's TreeSHAP contribution to the churn
