@@ -8,8 +8,7 @@ The table's location, the store and the build's resources come in one :class:`Fe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,7 +20,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.feature_table import Cadence, connect, data_span, iter_feature_batches
+from feature_repo.table_parts import (
+    new_folder_beside,
+    part_files,
+    part_name,
+    swap_in,
+    table_rows,
+    table_schema,
+    write_part,
+)
+from features.feature_table import (
+    Cadence,
+    RunningState,
+    connect,
+    data_span,
+    iter_feature_batches,
+    state_cutoff,
+)
 from features.raw_reader import RawTables, load_raw
 
 if TYPE_CHECKING:  # Feast is slow to import: only what needs it imports it
@@ -33,7 +48,8 @@ class FeatureTableConfig:
     """Where the feature table and its store live, and what a build may use.
 
     Attributes:
-        table: the offline feature table (Parquet); ``build.json`` is written beside it.
+        table: the offline feature table, a folder of Parquet parts
+            (:mod:`feature_repo.table_parts`); ``build.json`` is written beside it.
         store: the Feast store the table is registered in.
         staging: where the valid rows of a folder with quarantined rows are written.
     """
@@ -59,8 +75,10 @@ class FeatureBuild:
     suppliers: int
     seconds: float
     incremental: bool
-    # validate, copy the kept rows, compute the new days, register in Feast
+    # validate, compute the new days (and write them), register in Feast
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # the cutoff of the running state the new days were computed from (None: whole history)
+    state_cutoff: str | None = None
 
     @property
     def data_end(self) -> datetime:
@@ -70,9 +88,10 @@ class FeatureBuild:
 
 def stored_days(path: Path) -> set[date]:
     """The grid days the feature table at ``path`` holds (none when there is no table)."""
-    if not path.exists():
+    parts = part_files(path)
+    if not parts:
         return set()
-    stamps = pq.read_table(path, columns=["event_timestamp"])["event_timestamp"]
+    stamps = pq.read_table(parts, columns=["event_timestamp"])["event_timestamp"]
     unique = pc.unique(stamps).to_pandas()
     return {(ts - pd.Timedelta(days=1)).date() for ts in unique}
 
@@ -101,8 +120,9 @@ def build_features(
 ) -> FeatureBuild:
     """Validate ``raw``, compute the feature table, write it atomically and register it in Feast.
 
-    With ``incremental``, only grid days not yet in the table are computed and appended: rows of
-    earlier days cannot change with later data (they are point-in-time), so they are kept.
+    With ``incremental``, only grid days not yet in the table are computed and written as a new
+    part: rows of earlier days cannot change with later data (they are point-in-time), so the
+    parts written before are kept as they are.
     """
     from feature_repo.store import apply_definitions, open_store
 
@@ -122,9 +142,15 @@ def build_features(
     have = stored_days(path) if incremental else set()
     todo = [d for d in days if d not in have]
     if todo:
-        written, total = _write_table(path, source, todo, bool(have), cfg, raw, stages)
+        state = read_state(state_folder(path)) if have else None
+        if state is not None and state.cutoff > state_cutoff(todo[0]):
+            state = None  # an earlier day than the state allows: the whole history is read
+        if not have:  # a new table: no state of the old one may outlive it
+            shutil.rmtree(state_folder(path), ignore_errors=True)
+        written, total = _write_table(path, source, todo, bool(have), state, cfg, raw, stages)
+        started_from = state.cutoff.isoformat() if state is not None else None
     else:  # every day is there already: the table stays as it is
-        written, total = 0, pq.ParquetFile(path).metadata.num_rows
+        written, total, started_from = 0, table_rows(path), None
     registered = time.perf_counter()
     apply_definitions(open_store(cfg.store), cfg.store)
     stages["register"] = time.perf_counter() - registered
@@ -139,6 +165,7 @@ def build_features(
         seconds=round(time.perf_counter() - began, 1),
         incremental=incremental,
         stage_seconds={k: round(v, 1) for k, v in stages.items()},
+        state_cutoff=started_from,
     )
     (path.parent / "build.json").write_text(json.dumps(asdict(build), indent=2))
     return build
@@ -149,48 +176,78 @@ def _write_table(
     source: Path,
     todo: list[date],
     keep_old: bool,
+    state: RunningState | None,
     cfg: FeatureTableConfig,
     raw: Path,
     stages: dict[str, float],
 ) -> tuple[int, int]:
-    """Write the table atomically: the old rows (when kept) and the rows of ``todo``.
+    """Write the rows of ``todo`` as one part (computed from ``state`` when given): a new part
+    of the table at ``path`` when its parts are kept, else the only part of a new table swapped
+    in for the old one; then the running state at the end of the new days.
 
     Returns:
         Rows written for ``todo`` and rows kept from the old table.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    written = total = 0
-    writer: pq.ParquetWriter | None = None
-    try:
-        began = time.perf_counter()
-        if keep_old:
-            old = pq.ParquetFile(path)
-            writer = pq.ParquetWriter(tmp, old.schema_arrow, compression="zstd")
-            for i in range(old.num_row_groups):
-                group = old.read_row_group(i)
-                writer.write_table(group)
-                total += group.num_rows
-        stages["copy kept rows"] = time.perf_counter() - began
-        began = time.perf_counter()
-        for batch in iter_feature_batches(source, todo, cfg.threads, cfg.memory_limit):
-            table = pa.Table.from_pandas(batch, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-            writer.write_table(table.cast(writer.schema))
-            written += table.num_rows
-        if writer is None:
-            raise ValueError(f"no supplier is active on any feature day of {raw}")
-        stages["compute new days"] = time.perf_counter() - began
-        writer.close()
-        os.replace(tmp, path)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    began = time.perf_counter()
+    kept: list[RunningState] = []
+    batches = (
+        pa.Table.from_pandas(batch, preserve_index=False)
+        for batch in iter_feature_batches(
+            source,
+            todo,
+            cfg.threads,
+            cfg.memory_limit,
+            state=state,
+            # the next build's first day is after the last one built here
+            checkpoint=state_cutoff(todo[-1] + timedelta(days=1)),
+            keep=kept.append,
+        )
+    )
+    name = part_name(todo[0], todo[-1])
+    if keep_old:
+        total = table_rows(path)
+        written = write_part(path, name, batches, table_schema(path))
+    else:
+        total, folder = 0, new_folder_beside(path)
+        try:
+            written = write_part(folder, name, batches, None)
+            if written:
+                swap_in(folder, path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    if not written:
+        raise ValueError(f"no supplier is active on any feature day of {raw}")
+    stages["compute new days"] = time.perf_counter() - began
+    if kept:
+        write_state(kept[0], state_folder(path))
     return written, total
+
+
+def state_folder(table: Path) -> Path:
+    """Where the running state of the table at ``table`` is kept (see :func:`write_state`)."""
+    return table.parent / "state"
+
+
+def write_state(state: RunningState, folder: Path) -> None:
+    """Write ``state`` to ``folder`` (one Parquet file per running table and ``state.json``),
+    replacing the folder as a whole."""
+    new = new_folder_beside(folder)
+    try:
+        for name, rows in state.tables.items():
+            pq.write_table(rows, new / f"{name}.parquet")
+        (new / "state.json").write_text(json.dumps({"cutoff": state.cutoff.isoformat()}))
+        swap_in(new, folder)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+def read_state(folder: Path) -> RunningState | None:
+    """The running state written to ``folder`` by :func:`write_state`; None without one."""
+    meta = folder / "state.json"
+    if not meta.exists():
+        return None
+    cutoff = date.fromisoformat(json.loads(meta.read_text())["cutoff"])
+    return RunningState(cutoff, {p.stem: pq.read_table(p) for p in folder.glob("*.parquet")})
 
 
 def extends_last_build(table: Path, raw: Path) -> bool:

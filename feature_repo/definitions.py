@@ -10,6 +10,7 @@ from typing import Final
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
+from feature_repo.table_parts import parts_glob
 from features.catalog import (
     FAMILIES,
     FEATURES,
@@ -100,10 +101,11 @@ supplier = Entity(
 
 
 def feature_views(source_path: Path) -> list[FeatureView]:
-    """One view per feature family over the offline feature table at ``source_path``."""
+    """One view per feature family over the offline feature table at ``source_path`` (a folder
+    of Parquet parts, read through a glob of them)."""
     source = FileSource(
         name=SOURCE_NAME,
-        path=str(Path(source_path).resolve()),
+        path=parts_glob(Path(source_path)),
         timestamp_field="event_timestamp",
         description="Supplier features, one row per active supplier and grid day.",
     )

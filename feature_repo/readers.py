@@ -169,7 +169,7 @@ class OnlineFeatureReader:
         from feast.protos.feast.types.Value_pb2 import Value
 
         ids = [str(s) for s in ids]
-        if self.store.config.online_store.type != "sqlite":
+        if not self.store.config.online_store.type.endswith(("sqlite", "SqliteOnlineStore")):
             return self._answered(ids, services)
         values: dict[str, list] = {c: [None] * len(ids) for c in service_union(services)}
         stamps = np.zeros(len(ids), dtype=np.int64)

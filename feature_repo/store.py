@@ -12,6 +12,7 @@ from feast import FeatureStore
 from feast.repo_config import RepoConfig
 
 from feature_repo.definitions import feature_services, feature_views, supplier
+from feature_repo.online_sqlite import STORE_TYPE as BATCHED_SQLITE
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,11 @@ class StoreConfig:
 
 
 def repo_config_dict(cfg: StoreConfig) -> dict:
-    """The feature_store.yaml content: DuckDB offline store, SQLite or Redis online store."""
+    """The feature_store.yaml content: DuckDB offline store, SQLite (Feast's, with batched
+    writes: :mod:`feature_repo.online_sqlite`) or Redis online store."""
     root = cfg.root
     online = (
-        {"type": "sqlite", "path": str(root / "online.db")}
+        {"type": BATCHED_SQLITE, "path": str(root / "online.db")}
         if cfg.online_store == "sqlite"
         else {"type": "redis", "connection_string": cfg.redis_connection}
     )

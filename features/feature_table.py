@@ -19,7 +19,7 @@ Cancellations only decide who is active; they never feed a feature.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -160,7 +160,7 @@ class RunningTotals:
     last_day: tuple[str, str] | None = None
 
 
-def _running_specs() -> list[RunningTotals]:
+def _running_specs(cutoff: date | None = None) -> list[RunningTotals]:
     """The two big running tables: daily logins (with their exponentially weighted sums, weights
     ``2 ** ((day - signup_day) / h)``) and daily use of each core feature."""
     ew = {f"ew_{h}": pa.float64() for h in EWM_HALF_LIVES}
@@ -178,7 +178,7 @@ def _running_specs() -> list[RunningTotals]:
     select supplier_id, date as day,
            {", ".join(f"max((feature_key = '{f}')::integer) as used_{f}" for f in CORE_FEATURES)},
            {", ".join(f"max(uses) filter (where feature_key = '{f}') as uses_{f}" for f in CORE)}
-    from feature_usage_daily group by all
+    from feature_usage_daily where {_after(cutoff, "date")} group by all
     """
     # running counts of days (at most the history's length) and of feature uses fit in 32 bits
     counts = {"logins": pa.int64(), "minutes": pa.float64(), "active_day": pa.int32()}
@@ -194,21 +194,38 @@ def _running_specs() -> list[RunningTotals]:
     ]
 
 
-def _running_table(con: duckdb.DuckDBPyConnection, spec: RunningTotals, grid: str) -> pa.Table:
+def _running_table(
+    con: duckdb.DuckDBPyConnection, spec: RunningTotals, grid: str, seeded: bool = False
+) -> pa.Table:
     """``spec``'s running totals of the suppliers in ``grid``: ``sid``, ``day`` and the sums,
     sorted by supplier number and day.
 
     The rows come out of DuckDB sorted, and each supplier's sums are one sequential pass
     (:mod:`features.running`), where a DuckDB window aggregate took several times as long per
-    column.
+    column. When ``seeded``, each supplier's pass starts from its latest state row (the sums so
+    far, ``state_<name>``), adding the days after it in the same order a pass over the whole
+    history would, so the sums are those of that pass to the last bit; its other state rows
+    are kept as they are.
     """
     from features.running import segmented_cumsum, segmented_last_where
 
-    table = con.sql(f"""
-        select s.sid, d.* exclude (supplier_id)
-        from ({spec.daily}) d join sup s using (supplier_id)
+    seeds = ""
+    if seeded:
+        out = f", st.{spec.last_day[1]} as _seed_last" if spec.last_day else ""
+        seeds = f"""
+        union all by name
+        select s.sid, st.day, {", ".join(f"st.c_{n} as {n}" for n in spec.sums)}{out},
+               true as _seed
+        from state_{spec.name} st join sup s using (supplier_id)
         where s.sid in (select sid from {grid})
-        order by s.sid, d.day
+        qualify row_number() over (partition by s.sid order by st.day desc) = 1"""
+    table = con.sql(f"""
+        select * from (
+            select s.sid, d.* exclude (supplier_id)
+            from ({spec.daily}) d join sup s using (supplier_id)
+            where s.sid in (select sid from {grid})
+            {seeds})
+        order by sid, day
     """).to_arrow_table()
     sid = table.column("sid").to_numpy()
     first = np.ones(len(sid), bool)
@@ -221,6 +238,12 @@ def _running_table(con: duckdb.DuckDBPyConnection, spec: RunningTotals, grid: st
         column, out = spec.last_day
         day = table.column("day").cast(pa.int32()).to_numpy().astype(np.int64)
         positive = pc.fill_null(table.column(column), 0).to_numpy() > 0
+        if seeded:  # a seed row holds the last such day so far
+            seed = table.column("_seed").is_valid().to_numpy(zero_copy_only=False)
+            seed_last = table.column("_seed_last").cast(pa.int32()).to_numpy(zero_copy_only=False)
+            seed_last = np.nan_to_num(seed_last.astype(np.float64), nan=-1).astype(np.int64)
+            day = np.where(seed, seed_last, day)
+            positive = np.where(seed, seed_last >= 0, positive)
         last = segmented_last_where(day, positive, first)
         columns[out] = pa.array(last.astype(np.int32), mask=last < 0).cast(pa.date32())
         del day, positive, last
@@ -233,17 +256,46 @@ def _running_table(con: duckdb.DuckDBPyConnection, spec: RunningTotals, grid: st
         running = segmented_cumsum(values.reshape(-1, 1), first)[:, 0]
         del values
         columns[f"c_{name}"] = pa.array(running, kind)
-    return pa.table(columns).combine_chunks()
+    result = pa.table(columns)
+    if seeded:  # the older state rows, as they are
+        older = con.sql(f"""
+            select s.sid, st.* exclude (supplier_id)
+            from state_{spec.name} st join sup s using (supplier_id)
+            where s.sid in (select sid from {grid})
+            qualify row_number() over (partition by s.sid order by st.day desc) > 1
+        """).to_arrow_table()
+        if older.num_rows:
+            older = older.select(result.column_names).cast(result.schema)
+            result = pa.concat_tables([result, older])
+            result = result.sort_by([("sid", "ascending"), ("day", "ascending")])
+    return result.combine_chunks()
 
 
-def _sources_sql() -> list[str]:
+def _after(cutoff: date | None, column: str) -> str:
+    """The SQL condition: ``column`` (a date) is after ``cutoff`` (always, without one)."""
+    return "true" if cutoff is None else f"{column} > date '{cutoff.isoformat()}'"
+
+
+def _seed(cutoff: date | None, name: str, columns: str) -> str:
+    """The rows of ``state_<name>`` (see :class:`RunningState`) as rows of a daily table whose
+    values are the running totals so far: a running aggregate over them and the days after the
+    cutoff continues the totals. Nothing without a cutoff."""
+    if cutoff is None:
+        return ""
+    return f"union all by name select supplier_id, day, {columns} from state_{name}"
+
+
+def _sources_sql(cutoff: date | None = None) -> list[str]:
     """The daily login totals (shared by the running totals and the cohort means' events) and
-    the smaller running tables, made by DuckDB windows."""
-    act_day = """
+    the smaller running tables, made by DuckDB windows.
+
+    With a ``cutoff``, only the days after it are read from the contract tables, and each
+    running table starts from its state rows (``state_<table>``, :class:`RunningState`)."""
+    act_day = f"""
     create temp table act_day as
     select supplier_id, date as day, sum(logins)::integer as logins,
            coalesce(sum(session_minutes), 0) as minutes
-    from activity_daily group by all
+    from activity_daily where {_after(cutoff, "date")} group by all
     """
     ticket_cols = [
         "tickets_created",
@@ -279,7 +331,9 @@ def _sources_sql() -> list[str]:
                        satisfaction_rating as rating_sum, 1 as ratings,
                        (satisfaction_rating <= 2)::integer as bad_ratings
                 from support_tickets where satisfaction_rating is not null)
-          group by all)
+          where {_after(cutoff, "day")}
+          group by all
+          {_seed(cutoff, "cum_tix", ", ".join(f"c_{c} as {c}" for c in ticket_cols))})
     {_RUNNING}
     """
     bill_kinds = {
@@ -290,6 +344,9 @@ def _sources_sql() -> list[str]:
         "refunds": "refund",
     }
     priced = "event_type in ('payment_succeeded', 'plan_upgraded', 'plan_downgraded')"
+    bill_seed = ", ".join(f"c_{c} as {c}" for c in bill_kinds) + (
+        ", last_failed_at as failed_at, last_succeeded_at as succeeded_at, price"
+    )
     billing = f"""
     create temp table cum_bill as
     select supplier_id, day,
@@ -307,7 +364,8 @@ def _sources_sql() -> list[str]:
                  max(occurred_at) filter (where event_type = 'payment_succeeded')
                      as succeeded_at,
                  arg_max(amount, occurred_at) filter (where {priced}) as price
-          from billing_events group by all)
+          from billing_events where {_after(cutoff, "occurred_at::date")} group by all
+          {_seed(cutoff, "cum_bill", bill_seed)})
     {_RUNNING}
     """
     milestones = f"""
@@ -319,27 +377,32 @@ def _sources_sql() -> list[str]:
                  {
         ", ".join(f"max((milestone_type = '{m}')::integer) as ms_{m}" for m in MILESTONE_TYPES)
     }
-          from milestones group by all)
+          from milestones where {_after(cutoff, "achieved_at::date")} group by all
+          {_seed(cutoff, "cum_ms", ", ".join(f"c_ms_{m} as ms_{m}" for m in MILESTONE_TYPES))})
     {_RUNNING}
     """
     # successful payments, each with the mean interval between the supplier's payments so far
     # (the billing cycle's evidence; a retried payment shifts one interval, not the mean)
-    payments = """
+    payments = f"""
     create temp table pay_ok as
-    select supplier_id, day, day as pay_day,
-           case when row_number() over w > 1
-                then (day - first_value(day) over w) / (row_number() over w - 1) end
+    select supplier_id, day, pay_day, c_pays, first_pay_day,
+           case when c_pays > 1 then (pay_day - first_pay_day) / (c_pays - 1) end
                as mean_pay_interval
-    from (select distinct supplier_id, occurred_at::date as day from billing_events
-          where event_type = 'payment_succeeded')
-    window w as (partition by supplier_id order by day
-                 rows between unbounded preceding and current row)
+    from (select supplier_id, day, max(pay_day) over w as pay_day,
+                 (sum(pays) over w)::bigint as c_pays, min(first_pay) over w as first_pay_day
+          from (select supplier_id, day, day as pay_day, 1 as pays, day as first_pay
+                from (select distinct supplier_id, occurred_at::date as day from billing_events
+                      where event_type = 'payment_succeeded'
+                            and {_after(cutoff, "occurred_at::date")})
+                {_seed(cutoff, "pay_ok", "pay_day, c_pays as pays, first_pay_day as first_pay")})
+          {_RUNNING})
     """
-    clients = """
+    clients = f"""
     create temp table cum_cli as
     select supplier_id, date as day, max(total_clients) as total_clients,
            max(active_clients_30d) as active_clients_30d
-    from clients_daily group by all
+    from clients_daily where {_after(cutoff, "date")} group by all
+    {_seed(cutoff, "cum_cli", "total_clients, active_clients_30d")}
     """
     return [act_day, tickets, billing, payments, milestones, clients]
 
@@ -392,12 +455,43 @@ _LOOKUPS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
 }
 
 
-def _sorted_source(con: duckdb.DuckDBPyConnection, table: str, grid: str) -> pa.Table:
+# The longest look-back of a lookup: a build of days from d on reads no running total dated
+# before d - LOOK_BACK_DAYS, except the logins before a billing period (see RunningState).
+LOOK_BACK_DAYS = max(k for _, _, offsets in _LOOKUPS.values() for k in offsets)
+
+
+def state_cutoff(first_day: date) -> date:
+    """The latest cutoff of a :class:`RunningState` a build of days from ``first_day`` on can
+    start from: the day before its earliest look-back."""
+    return first_day - timedelta(days=LOOK_BACK_DAYS + 1)
+
+
+@dataclass(frozen=True)
+class RunningState:
+    """Where each running table of the suppliers stood at the end of day ``cutoff``, so that a
+    build of later days need not read the days before it (see :func:`state_cutoff`).
+
+    ``tables`` holds, per running table (``cum_act``, ``pay_ok``, ...), rows of that table as
+    a build over the whole history makes them (``supplier_id``, ``day`` and its columns): each
+    supplier's latest row on or before ``cutoff``, which every lookup after the cutoff that
+    finds no later row matches, and for ``cum_act`` also its latest row before the day of its
+    last payment on or before ``cutoff`` (where the logins of its billing period start).
+    A build from this state continues each running total from the supplier's latest row.
+    """
+
+    cutoff: date
+    tables: Mapping[str, pa.Table]
+
+
+def _sorted_source(
+    con: duckdb.DuckDBPyConnection, table: str, grid: str, cutoff: date | None = None
+) -> pa.Table:
     """A lookup source's rows of the suppliers in ``grid``, sorted by supplier number and day:
-    running totals made in Python, or one of the smaller tables made by :func:`_sources_sql`."""
-    running = {spec.name: spec for spec in _running_specs()}
+    running totals made in Python, or one of the smaller tables made by :func:`_sources_sql`
+    (from the state at ``cutoff``, when given)."""
+    running = {spec.name: spec for spec in _running_specs(cutoff)}
     if table in running:
-        return _running_table(con, running[table], grid)
+        return _running_table(con, running[table], grid, seeded=cutoff is not None)
     return (
         con.sql(f"""
         select s.sid, c.* exclude (supplier_id)
@@ -422,8 +516,12 @@ def _store(con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table, create: bo
 
 
 def _look_up(
-    con: duckdb.DuckDBPyConnection, grid: str = "grid", part_rows: int = 1_000_000
-) -> None:
+    con: duckdb.DuckDBPyConnection,
+    grid: str = "grid",
+    part_rows: int = 1_000_000,
+    cutoff: date | None = None,
+    checkpoint: date | None = None,
+) -> dict[str, pa.Table]:
     """``look_<alias>`` for each source of :data:`_LOOKUPS`: its running values at each row of
     ``grid`` at the look-back days (``<column>__<days back>``), as an ASOF join would match them
     (the supplier's latest row on or before the day; null before the first); and ``look_q``: the
@@ -434,6 +532,9 @@ def _look_up(
     keys (:func:`features.running.asof_positions`), a few seconds where DuckDB's ASOF joins
     of every (row, look-back) pair took minutes; the grid goes in parts of ``part_rows`` rows
     so that only one part's looked-up columns are in Python's memory at a time.
+
+    With a ``cutoff``, the sources start from the state at it (see :class:`RunningState`);
+    with a ``checkpoint``, returns the state's tables at that day (else nothing).
     """
     from features.running import asof_positions, day_keys
 
@@ -446,12 +547,16 @@ def _look_up(
     for alias, (table, _, _) in _LOOKUPS.items():
         aliases.setdefault(table, []).append(alias)
     pay_day: list[pa.Array] = []
+    state: dict[str, pa.Table] = {}
+    sids = np.unique(sid)
     # the payments first: the logins before the period need each row's last payment day
     for table in sorted(aliases, key=lambda t: t != "pay_ok"):
-        source = _sorted_source(con, table, grid)
+        source = _sorted_source(con, table, grid, cutoff)
         keys = day_keys(
             source.column("sid").to_numpy(), source.column("day").cast(pa.int32()).to_numpy()
         )
+        if checkpoint is not None:
+            state[table] = _state_rows(source, keys, sids, checkpoint, state.get("pay_ok"))
         for alias in aliases[table]:
             _, columns, offsets = _LOOKUPS[alias]
             for start in range(0, max(len(sid), 1), part_rows):
@@ -475,6 +580,28 @@ def _look_up(
             _store(con, "look_q", pa.table(period), create=True)
         del source, keys
         pa.default_memory_pool().release_unused()
+    if state:
+        ids = con.sql("select supplier_id from sup order by sid").to_arrow_table().column(0)
+        for table, rows in state.items():
+            supplier_id = ids.take(pa.array(rows.column("sid").to_numpy() - 1))
+            state[table] = rows.drop_columns(["sid"]).add_column(0, "supplier_id", supplier_id)
+    return state
+
+
+def _state_rows(
+    source: pa.Table, keys: np.ndarray, sids: np.ndarray, checkpoint: date, pay: pa.Table | None
+) -> pa.Table:
+    """The rows of a sorted source that make its :class:`RunningState` at ``checkpoint`` (for
+    ``cum_act``, ``pay`` is the payments' state: the logins before each last payment)."""
+    from features.running import asof_positions, day_keys
+
+    day = (checkpoint - date(1970, 1, 1)).days
+    pos = asof_positions(keys, day_keys(sids, np.full(len(sids), day)))
+    if pay is not None and "c_logins" in source.column_names and pay.num_rows:
+        paid = pay.column("pay_day").cast(pa.int32()).to_numpy() - 1
+        before = asof_positions(keys, day_keys(pay.column("sid").to_numpy(), paid))
+        pos = np.concatenate([pos, before])
+    return source.take(pa.array(np.unique(pos[pos >= 0])))
 
 
 def _covered(k: int) -> str:
@@ -775,8 +902,11 @@ _GRID_SQL = """
 """
 
 
-def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """A connection with the contract tables, the suppliers (``sup``) and their running totals."""
+def _open(
+    source: Source, threads: int, memory_limit: str, state: RunningState | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection with the contract tables, the suppliers (``sup``) and their running totals
+    (from ``state``, when given: the days after its cutoff only)."""
     con = connect(source, threads)
     southern = _q(sorted(SOUTHERN_HEMISPHERE_COUNTRIES))
     try:
@@ -793,7 +923,9 @@ def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyCon
                    h.history_start, s.signup_at::date < h.history_start as pre_history
             from suppliers s left join cancellations c using (supplier_id) cross join h
         """)
-        for sql in _sources_sql():
+        for name, rows in (state.tables if state else {}).items():
+            con.register(f"state_{name}", rows)
+        for sql in _sources_sql(state.cutoff if state else None):
             con.execute(sql)
     except BaseException:
         con.close()
@@ -802,11 +934,19 @@ def _open(source: Source, threads: int, memory_limit: str) -> duckdb.DuckDBPyCon
 
 
 def _read(
-    con: duckdb.DuckDBPyConnection, batch_rows: int, cohort_of_grid: bool = True
+    con: duckdb.DuckDBPyConnection,
+    batch_rows: int,
+    cohort_of_grid: bool = True,
+    cutoff: date | None = None,
+    checkpoint: date | None = None,
+    keep: Callable[[RunningState], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The features of ``grid``'s rows with their cohort means: from the grid's own rows when
-    ``cohort_of_grid`` (a grid of whole days), else from a ``cohort`` table made beforehand."""
-    _look_up(con)
+    ``cohort_of_grid`` (a grid of whole days), else from a ``cohort`` table made beforehand.
+    With ``keep``, the running state at ``checkpoint`` is handed to it before the first row."""
+    state = _look_up(con, cutoff=cutoff, checkpoint=checkpoint)
+    if keep is not None and checkpoint is not None:
+        keep(RunningState(checkpoint, state))
     con.execute(_features_sql())
     if cohort_of_grid:
         con.execute(_COHORT_SQL.format(rows="feat"))
@@ -821,6 +961,10 @@ def iter_feature_batches(
     threads: int = 2,
     memory_limit: str = "4GB",
     batch_rows: int = 250_000,
+    *,
+    state: RunningState | None = None,
+    checkpoint: date | None = None,
+    keep: Callable[[RunningState], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Features of every supplier active at the end of each of ``days``, in batches.
 
@@ -829,6 +973,13 @@ def iter_feature_batches(
             or a folder of validated contract files.
         days: grid days; each row is stamped at the end of its day (next midnight, UTC).
         memory_limit: DuckDB's working memory; beyond it DuckDB spills to disk.
+        state: the running totals at a cutoff (no later than :func:`state_cutoff` of the first
+            day), of the same export: only the days after the cutoff are read.
+        checkpoint: with ``keep``, the day at which the running state is handed to ``keep``
+            (no earlier than the cutoff of ``state``), before the first batch.
+
+    Raises:
+        ValueError: ``state`` is too recent for ``days``.
 
     Yields:
         Frames with ``supplier_id``, ``event_timestamp`` and every column of
@@ -838,12 +989,17 @@ def iter_feature_batches(
     days = sorted(set(days))
     if not days:
         return
-    con = _open(source, threads, memory_limit)
+    if state is not None and state.cutoff > state_cutoff(days[0]):
+        raise ValueError(f"a state at {state.cutoff} cannot build the day {days[0]}")
+    if state is not None and checkpoint is not None and checkpoint < state.cutoff:
+        raise ValueError(f"a state at {state.cutoff} cannot give the state at {checkpoint}")
+    con = _open(source, threads, memory_limit, state)
     try:
         con.register("grid_days", pa.table({"day": pa.array(days, pa.date32())}))
         on = ACTIVE_AT.format(t="(d.day + 1)::timestamp")
         con.execute(_GRID_SQL.format(name="grid", days="grid_days", on=on))
-        yield from _read(con, batch_rows)
+        cutoff = state.cutoff if state else None
+        yield from _read(con, batch_rows, cutoff=cutoff, checkpoint=checkpoint, keep=keep)
     finally:
         con.close()
 

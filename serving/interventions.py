@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.engine import Connection
 
 from serving.api import schemas
@@ -38,6 +38,18 @@ def request_fingerprint(route: str, body: dict[str, Any]) -> str:
     """A hash of the route and the request body (key order and spacing do not matter)."""
     canonical = json.dumps({"route": route, "body": body}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def forget_idempotency_keys(engine: Engine, before: datetime) -> int:
+    """Delete the ``Idempotency-Key`` answers recorded before ``before``; returns how many.
+
+    A retry with a forgotten key is a new request. The daily job calls this with its settings'
+    retention (at least the contract's 24 hours), so the table holds days of keys, not years.
+    """
+    with engine.begin() as connection:
+        return connection.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < before)
+        ).rowcount
 
 
 class InterventionRecorder:

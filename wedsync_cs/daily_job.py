@@ -40,6 +40,7 @@ class DailyRun:
     seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0  # the stages overlap (materialisation runs beside the others)
     build_seconds: dict[str, float] = field(default_factory=dict)  # the feature build's parts
+    keys_forgotten: int = 0  # Idempotency-Keys past their retention
 
     @property
     def unscored(self) -> int:
@@ -76,6 +77,7 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
     """
     from feature_repo.build import extends_last_build
     from serving.db.migrate import require_current
+    from serving.interventions import forget_idempotency_keys
     from training.registry import load_champions
     from wedsync_cs.database import operational_engine
     from wedsync_cs.feature_jobs import build_features
@@ -106,6 +108,8 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
     materialising = None if run.backfill else _start_materialising(settings, end)
     try:
         missing = _score_and_store(run, settings, engine, champions, raw, day, end)
+        forget_before = datetime.now(UTC) - timedelta(days=settings.idempotency_days)
+        run.keys_forgotten = forget_idempotency_keys(engine, forget_before)
         if materialising is not None:
             _finish_materialising(run, materialising)
     finally:
@@ -172,7 +176,7 @@ def _score_and_store(
     suppliers had no feature row."""
     from feature_repo.readers import FrameFeatureReader
     from serving.daily import ServedVersions, day_rows
-    from serving.db.directory import directory_rows, sync_directory, sync_milestones
+    from serving.db.directory import directory_rows, sync_milestones, write_directory
     from serving.db.models import ChurnPrediction, CustomerHealth
     from serving.db.scores import previous_scores, record_versions, upsert
     from serving.scorer import Scorer
@@ -182,10 +186,11 @@ def _score_and_store(
     with _stage(run, "directory sync"):
         suppliers = _contract_table(raw, "suppliers")
         cancellations = _contract_table(raw, "cancellations")
-        directory = pd.DataFrame(directory_rows(suppliers, cancellations, end))
+        rows = directory_rows(suppliers, cancellations, end)
+        directory = pd.DataFrame(rows)
         if not run.backfill or not _has_directory(engine):
             # a backfill never rolls the directory back to an older day
-            sync_directory(engine, suppliers, cancellations, end)
+            write_directory(engine, rows)
             sync_milestones(engine, _contract_table(raw, "milestones"), end)
         active = directory[directory["status"] == "active"]
         run.active = len(active)
@@ -288,6 +293,8 @@ def _print_run(run: DailyRun, missing: int) -> None:
     )
     bands = ("healthy", "at_risk", "critical")
     typer.echo("  health: " + ", ".join(f"{b} {run.health_bands.get(b, 0):,}" for b in bands))
+    if run.keys_forgotten:
+        typer.echo(f"  forgot {run.keys_forgotten:,} Idempotency-Keys past their retention")
     typer.echo(
         "  time: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     score_batch_rows: int = Field(
         default=5000, ge=1, description="Rows per transaction when score-daily writes a day."
     )
+    idempotency_days: int = Field(
+        default=7,
+        ge=1,
+        description="Days an Idempotency-Key's first answer is replayed (the API contract asks "
+        "for at least one); score-daily forgets older keys.",
+    )
     api_tokens: dict[str, TokenGrant] = Field(
         default_factory=dict,
         description='Bearer tokens of the API, as JSON: {"token": "app"} or '
@@ -112,8 +118,9 @@ class Settings(BaseSettings):
 
     @property
     def feature_table_path(self) -> Path:
-        """The offline feature table Feast reads (one Parquet file)."""
-        return self.home_dir / "features" / "supplier_features.parquet"
+        """The offline feature table Feast reads: a folder of Parquet parts, one per build
+        (:mod:`feature_repo.table_parts`)."""
+        return self.home_dir / "features" / "supplier_features"
 
     @property
     def mlflow_dir(self) -> Path:

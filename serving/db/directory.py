@@ -33,13 +33,16 @@ _COLUMNS = (
     "agent_id",
     "synced_at",
 )
+# what a sync compares to decide whether a stored row changed (all but the key and synced_at)
+_COMPARED = _COLUMNS[1:-1]
 
 
 @dataclass(frozen=True)
 class DirectorySync:
     suppliers: int
     inserted: int
-    updated: int
+    updated: int  # stored rows that changed
+    unchanged: int  # stored rows left as they were
     active: int
     agents_added: int
 
@@ -93,9 +96,23 @@ def sync_directory(
     as_of: datetime,
     batch_rows: int = 5000,
 ) -> DirectorySync:
-    """Upsert the directory as of ``as_of`` (and any agent it names that is not known yet) in
-    one transaction: a rerun replaces the rows, never duplicates them."""
-    rows = directory_rows(suppliers, cancellations, as_of)
+    """Upsert the directory as of ``as_of`` (see :func:`write_directory`)."""
+    return write_directory(engine, directory_rows(suppliers, cancellations, as_of), batch_rows)
+
+
+def _compared(row: dict[str, Any]) -> tuple:
+    return tuple(row[c] for c in _COMPARED)
+
+
+def write_directory(
+    engine: Engine, rows: list[dict[str, Any]], batch_rows: int = 5000
+) -> DirectorySync:
+    """Upsert directory ``rows`` (of :func:`directory_rows`), and any agent they name that is
+    not known yet, in one transaction: a rerun replaces the rows, never duplicates them.
+
+    Only new rows and rows that differ from the stored ones are written (a day changes a few
+    hundred of 100,000 suppliers); a row's ``synced_at`` is the sync that last wrote it.
+    """
     insert = insert_for(engine)
     agents = sorted({r["agent_id"] for r in rows if r["agent_id"] is not None})
     with engine.begin() as connection:
@@ -109,27 +126,22 @@ def sync_directory(
                     for a in new_agents
                 ],
             )
-        existing = 0
-        for start in range(0, len(rows), batch_rows):
-            part = rows[start : start + batch_rows]
-            ids = [r["supplier_id"] for r in part]
-            existing += len(
-                connection.scalars(
-                    select(Supplier.supplier_id).where(Supplier.supplier_id.in_(ids))
-                ).all()
-            )
-            statement = insert(Supplier)
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[Supplier.supplier_id],
-                    set_={c: statement.excluded[c] for c in _COLUMNS if c != "supplier_id"},
-                ),
-                part,
-            )
+        columns = [getattr(Supplier, c) for c in ("supplier_id", *_COMPARED)]
+        stored = {r[0]: tuple(r[1:]) for r in connection.execute(select(*columns))}
+        changed = [r for r in rows if stored.get(r["supplier_id"]) != _compared(r)]
+        statement = insert(Supplier)
+        upsert = statement.on_conflict_do_update(
+            index_elements=[Supplier.supplier_id],
+            set_={c: statement.excluded[c] for c in _COLUMNS if c != "supplier_id"},
+        )
+        for start in range(0, len(changed), batch_rows):
+            connection.execute(upsert, changed[start : start + batch_rows])
+    updated = sum(r["supplier_id"] in stored for r in changed)
     return DirectorySync(
         suppliers=len(rows),
-        inserted=len(rows) - existing,
-        updated=existing,
+        inserted=len(changed) - updated,
+        updated=updated,
+        unchanged=len(rows) - len(changed),
         active=sum(r["status"] == "active" for r in rows),
         agents_added=len(new_agents),
     )
@@ -159,11 +171,14 @@ def sync_milestones(
     with engine.begin() as connection:
         known = set(connection.scalars(select(Supplier.supplier_id)))
         rows = [r for r in rows if r["supplier_id"] in known]
-        for start in range(0, len(rows), batch_rows):
+        pair = select(SuccessMilestone.supplier_id, SuccessMilestone.milestone_type)
+        stored = {tuple(r) for r in connection.execute(pair)}
+        new = [r for r in rows if (r["supplier_id"], r["milestone_type"]) not in stored]
+        for start in range(0, len(new), batch_rows):
             connection.execute(
                 insert(SuccessMilestone).on_conflict_do_nothing(
                     index_elements=["supplier_id", "milestone_type"]
                 ),
-                rows[start : start + batch_rows],
+                new[start : start + batch_rows],
             )
     return len(rows)

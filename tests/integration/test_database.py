@@ -174,8 +174,11 @@ def test_the_directory_is_the_export_as_of_an_instant_and_reruns_replace(engine)
 
     changed = suppliers.assign(subscription_tier=["professional", "scale"])
     after = sync_directory(engine, changed, cancellations, datetime(2024, 3, 2, tzinfo=UTC))
-    assert (after.suppliers, after.inserted, after.updated) == (2, 0, 2)
+    # s1 changed (tier, cancellation); s2 was on "scale" already: left as it was
+    assert (after.suppliers, after.inserted, after.updated, after.unchanged) == (2, 0, 1, 1)
     assert after.active == 1 and after.agents_added == 0
+    again = sync_directory(engine, changed, cancellations, datetime(2024, 3, 3, tzinfo=UTC))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)  # nothing rewritten
     with Session(engine) as session:
         assert len(session.scalars(select(Supplier)).all()) == 2
         s1 = session.get(Supplier, "s1")
@@ -258,3 +261,27 @@ def test_milestones_are_recorded_once_and_progress_is_read_back(engine: Engine) 
     # a rerun of the sync keeps the API's milestone and adds nothing
     sync_milestones(engine, tables["milestones"], datetime(2024, 2, 23, tzinfo=UTC))
     assert tracker.progress("s1") == after
+
+
+def test_keys_past_their_retention_are_forgotten_and_recent_ones_replayed(engine) -> None:
+    from serving.api.schemas import TriggerInterventionRequest
+    from serving.interventions import InterventionRecorder, forget_idempotency_keys
+
+    _directory(engine)
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    old = InterventionRecorder(engine, clock=lambda: now - timedelta(days=8))
+    recent = InterventionRecorder(engine, clock=lambda: now - timedelta(hours=23))
+    request = TriggerInterventionRequest(
+        user_id="s2", intervention_type="email_sequence", reason="quiet month", priority="low"
+    )
+    _, first_old = old.trigger(request, "old-key")
+    _, first_recent = recent.trigger(request, "recent-key")
+    assert forget_idempotency_keys(engine, now - timedelta(days=7)) == 1
+    with engine.connect() as connection:
+        kept = connection.scalars(select(IdempotencyKey.key)).all()
+    assert kept == ["recent-key"]
+    assert recent.trigger(request, "recent-key")[1] == first_recent  # replayed, not re-run
+    _, again = recent.trigger(request, "old-key")  # forgotten: a new request
+    assert again["execution"]["id"] != first_old["execution"]["id"]
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 3
