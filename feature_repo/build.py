@@ -79,6 +79,8 @@ class FeatureBuild:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # the cutoff of the running state the new days were computed from (None: whole history)
     state_cutoff: str | None = None
+    # the daily tables' rows validated were those after this day (None: every row)
+    validated_after: str | None = None
 
     @property
     def data_end(self) -> datetime:
@@ -128,7 +130,12 @@ def build_features(
 
     began = time.perf_counter()
     stages: dict[str, float] = {}
-    tables = tables or load_raw(raw, quarantine)
+    path = cfg.table
+    have = stored_days(path) if incremental else set()
+    # an incremental build validates the daily tables' rows after its last day only (the ones
+    # before were validated by the builds that stored them: see load_raw)
+    after = max(have) if have and quarantine is None and tables is None else None
+    tables = tables or load_raw(raw, quarantine, after=after)
     n_suppliers = len(tables["suppliers"])
     source = _validated_files(tables, Path(raw), cfg.staging)
     del tables  # DuckDB scans the files; the frames need not stay in memory
@@ -138,8 +145,6 @@ def build_features(
     first, last = data_span(con)
     con.close()
     days = cfg.cadence.days(first, last, extra_days)
-    path = cfg.table
-    have = stored_days(path) if incremental else set()
     todo = [d for d in days if d not in have]
     if todo:
         state = read_state(state_folder(path)) if have else None
@@ -166,6 +171,7 @@ def build_features(
         incremental=incremental,
         stage_seconds={k: round(v, 1) for k, v in stages.items()},
         state_cutoff=started_from,
+        validated_after=after.isoformat() if after is not None else None,
     )
     (path.parent / "build.json").write_text(json.dumps(asdict(build), indent=2))
     return build

@@ -461,3 +461,10 @@ TABLES: Final[tuple[TableSpec, ...]] = (
     INTERVENTIONS_LOG,
 )
 TABLES_BY_NAME: Final = {t.name: t for t in TABLES}
+# The tables of one row per supplier and day whose every rule is about the row alone (no
+# uniqueness across rows): an incremental build validates only their rows after the last day it
+# built, the rows before having been validated by the builds that stored them. The other tables
+# are small and always validated whole (ticket and event ids are unique across all days).
+DAILY_TABLES: Final = frozenset(
+    {ACTIVITY_DAILY.name, FEATURE_USAGE_DAILY.name, CLIENTS_DAILY.name}
+)

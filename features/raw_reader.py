@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -66,8 +67,12 @@ def _normalise(table: pa.Table, spec: contract.TableSpec) -> pa.Table:
     return table
 
 
-def read_table(raw_dir: Path, spec: contract.TableSpec) -> pd.DataFrame:
+def read_table(raw_dir: Path, spec: contract.TableSpec, after: date | None = None) -> pd.DataFrame:
     """Read one table's contract columns into an Arrow-backed frame (extra columns ignored).
+
+    Args:
+        after: for a table of :data:`features.contract.DAILY_TABLES` whose ``date`` column has
+            the contract's type, only the rows dated after this day.
 
     Raises:
         RawDataError: the file of a required table, or a contract column, is missing.
@@ -83,16 +88,20 @@ def read_table(raw_dir: Path, spec: contract.TableSpec) -> pd.DataFrame:
         raise RawDataError(
             f"table {spec.name!r} ({path}) lacks required column(s): {', '.join(missing)}"
         )
-    table = _normalise(pq.read_table(path, columns=list(spec.column_names)), spec)
-    return table.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+    # a date column of another type is read whole: validation names the wrong type
+    dated = spec.name in contract.DAILY_TABLES and pq.read_schema(path).field("date").type
+    filters = [("date", ">", after)] if after is not None and dated == pa.date32() else None
+    table = pq.read_table(path, columns=list(spec.column_names), filters=filters)
+    return _normalise(table, spec).to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
 
 
-def read_tables(raw_dir: Path) -> dict[str, pd.DataFrame]:
-    """Every contract table of ``raw_dir``, read but not yet validated."""
+def read_tables(raw_dir: Path, after: date | None = None) -> dict[str, pd.DataFrame]:
+    """Every contract table of ``raw_dir``, read but not yet validated (``after``: see
+    :func:`read_table`)."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise RawDataError(f"raw folder {raw_dir} does not exist")
-    return {spec.name: read_table(raw_dir, spec) for spec in contract.TABLES}
+    return {spec.name: read_table(raw_dir, spec, after) for spec in contract.TABLES}
 
 
 def format_report(report: ValidationReport) -> str:
@@ -125,14 +134,23 @@ def _write_quarantine(
     return counts
 
 
-def load_raw(raw_dir: Path, quarantine: Path | None = None) -> RawTables:
+def load_raw(
+    raw_dir: Path, quarantine: Path | None = None, after: date | None = None
+) -> RawTables:
     """Read and validate a contract folder.
 
     Without ``quarantine`` any violation raises :class:`RawDataError` and nothing is written.
     With it, bad rows (and their reasons) go to ``quarantine/<table>.parquet`` and the valid rows
     are returned; whole-table problems (a wrong column type) still raise.
+
+    With ``after`` (an incremental build's last day built), the daily tables' rows up to that
+    day are neither read nor validated (see :data:`features.contract.DAILY_TABLES`); the frames
+    then hold only the newer rows, so it cannot go with a quarantine, whose valid rows replace
+    the folder's.
     """
-    frames = read_tables(Path(raw_dir))
+    if after is not None and quarantine is not None:
+        raise ValueError("load_raw: a quarantine needs every row validated; drop `after`")
+    frames = read_tables(Path(raw_dir), after)
     report = validate_tables(frames)
     if report.ok:
         return RawTables(frames, report, {k: 0 for k in frames})

@@ -305,3 +305,18 @@ def test_parquet_written_by_pandas_is_read(tmp_path: Path, make_raw) -> None:
     df = pq.read_table(raw / "suppliers.parquet").to_pandas()
     df.to_parquet(raw / "suppliers.parquet")
     assert load_raw(raw).report.ok
+
+
+def test_after_a_day_validates_the_daily_rows_after_it_and_every_other_row(make_raw) -> None:
+    """An incremental build's validation (``after`` its last day built): the daily tables'
+    rows up to that day were validated before and are left out; a bad newer row, and a ticket
+    id reused across days, are still refused."""
+    bad_old = with_cell("activity_daily", "logins", 0, -1)  # dated 2024-01-03
+    assert len(load_raw(make_raw(**bad_old), after=date(2024, 1, 3))["activity_daily"]) == 2
+    with pytest.raises(RawDataError, match="logins"):
+        load_raw(make_raw(**bad_old), after=date(2024, 1, 2))
+    reused = with_cell("support_tickets", "ticket_id", 1, "t1")  # two days apart
+    with pytest.raises(RawDataError, match="ticket_id"):
+        load_raw(make_raw(**reused), after=date(2024, 2, 1))
+    with pytest.raises(ValueError, match="quarantine"):
+        load_raw(make_raw(), quarantine=Path("q"), after=date(2024, 1, 3))

@@ -190,8 +190,10 @@ def test_incremental_builds_equal_a_full_rebuild(sim: Path, tmp_path: Path) -> N
     build = build_features(inc, exports[0])
     days_built = []
     for raw in [*exports[1:], sim / "raw"]:
-        before = build.rows_total
+        before, last_built = build.rows_total, max(stored_days(inc.feature_table_path))
         build = build_features(inc, raw, incremental=True)
+        # the daily tables validated from the day after the last one built
+        assert build.validated_after == last_built.isoformat()
         assert build.rows_total == before + build.rows_written
         # computed from the running totals of the build before, not the whole history
         assert build.state_cutoff is not None
