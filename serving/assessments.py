@@ -7,22 +7,26 @@ online reader, the operational database); the service only translates HTTP to ca
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import pandas as pd
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from features.catalog import HEALTH_FACTORS
 from serving.advice import next_review, recommendations, trend
 from serving.api import schemas
 from serving.db.models import Supplier
-from serving.db.scores import previous_score
+from serving.db.scores import previous_score, stored_churn
 from serving.errors import NotFoundError
 from serving.scorer import Assessment, Scorer
 from training.registry import CHURN_MODEL, HEALTH_MODEL
 from training.timing import TIMING_MODEL
+
+log = logging.getLogger(__name__)
 
 
 def _int(value: float) -> int:
@@ -128,18 +132,40 @@ class SupplierAssessments:
     def scores(self, supplier_ids: Sequence[str], *, wait: bool = True) -> list[schemas.UserScore]:
         """Scores of each id in order; an id without current features has ``found`` false.
 
+        The health part is computed live. The churn part (probability, level, top factors,
+        date) is the day's stored prediction when one exists for the day of the supplier's
+        newest online row, made by the champions served: ``score-daily`` scored those very
+        features with the same Scorer (equal value for value; tested), so TreeSHAP is not
+        run again per request. Suppliers without one (a new day not scored yet, other model
+        versions) are scored live, as is everyone while the database is unreachable.
+
         Raises:
             ScorerBusyError: ``wait`` is false and another request is scoring.
         """
-        with self._scoring(wait):
-            live = self.scorer.live(list(supplier_ids))
+        ids = list(supplier_ids)
         models = self.scorer.models
-        at = {int(row): k for k, row in enumerate(live.rows)}  # id position -> scored row
-        s = live.arrays
+        with self._scoring(wait):
+            health = self.scorer.live(ids, churn=False)
+        rows = {int(row): k for k, row in enumerate(health.rows)}  # id position -> scored row
+        days = {ids[i]: health.days[i] for i in rows}
+        try:
+            with self.engine.connect() as connection:
+                stored = stored_churn(
+                    connection, days, models.churn_version, models.timing_version
+                )
+        except DBAPIError as error:  # scoring needs no database: all of it live, then
+            log.warning("stored predictions unreadable (%s): scoring live", type(error).__name__)
+            stored = {}
+        rest = [i for i in rows if ids[i] not in stored]
+        live, at = None, {}
+        if rest:
+            with self._scoring(wait):
+                live = self.scorer.live([ids[i] for i in rest])
+            at = {rest[int(row)]: k for k, row in enumerate(live.rows)}
         out = []
-        for i, supplier in enumerate(supplier_ids):
-            k = at.get(i)
-            if k is None or s is None:
+        for i, supplier in enumerate(ids):
+            k = rows.get(i)
+            if k is None:
                 out.append(
                     schemas.UserScore(
                         user_id=supplier,
@@ -151,18 +177,28 @@ class SupplierAssessments:
                     )
                 )
                 continue
+            h = health.arrays
+            if supplier in stored:
+                p = stored[supplier]
+                churn = (p.churn_probability, p.risk_level, p.predicted_churn_date)
+                top = self.scorer.top_factors(p.factors)
+            else:
+                c = live.arrays
+                j = at[i]
+                churn = (float(c.churn_probability[j]), c.churn_risk[j], c.churn_dates[j])
+                top = [f for f in c.top_factors[j] if f is not None]
             out.append(
                 schemas.UserScore(
                     user_id=supplier,
                     found=True,
-                    health_score=_int(s.health_score[k]),
-                    health_risk_level=s.health_risk[k],
-                    breakdown=_breakdown(live.factor_map(i)),
-                    churn_probability=float(s.churn_probability[k]),
-                    health_churn_probability=float(s.health_churn_probability[k]),
-                    churn_risk_level=s.churn_risk[k],
-                    predicted_churn_date=s.churn_dates[k],
-                    top_factors=[f for f in s.top_factors[k] if f is not None],
+                    health_score=_int(h.health_score[k]),
+                    health_risk_level=h.health_risk[k],
+                    breakdown=_breakdown(health.factor_map(i)),
+                    churn_probability=float(churn[0]),
+                    health_churn_probability=float(h.health_churn_probability[k]),
+                    churn_risk_level=churn[1],
+                    predicted_churn_date=churn[2],
+                    top_factors=top,
                     churn_model_version=models.churn_version,
                     health_model_version=models.health_version,
                 )

@@ -96,8 +96,10 @@ def day_rows(
                 "day": day,
                 "churn_probability": float(probability[i]),
                 "risk_level": level,
+                # full precision: the service answers /score from these rows (the same
+                # top factors as a live scoring); the API rounds what it shows
                 "factors": {
-                    f: round(float(families[i, k]), 6)
+                    f: float(families[i, k])
                     for k, f in enumerate(FAMILIES)
                     if families[i, k] == families[i, k]  # a family the model does not read
                 },

@@ -34,7 +34,7 @@ class PredictionBook:
                 churn_probability=p.churn_probability,
                 risk_level=p.risk_level,
                 predicted_churn_date=p.predicted_churn_date,
-                factors=p.factors,
+                factors={f: round(v, 6) for f, v in p.factors.items()},
                 recommended_actions=recommended_actions(p.factors),
                 ltv_at_risk=round(p.ltv_at_risk, 2),
                 prevention_cost=round(p.prevention_cost, 2),

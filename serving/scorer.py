@@ -8,7 +8,7 @@ Importing this module imports neither Optuna nor any training step: it needs the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -111,6 +111,12 @@ class Scorer:
         self.reader = reader
         self.explainer = ChurnExplainer(models.churn.booster)
         self._families, self._onehot = family_onehot(models.churn.columns)
+
+    def top_factors(self, families: Mapping[str, float]) -> list[str]:
+        """The largest positive families of one row of attributions by family (as stored with
+        a day's prediction), as :meth:`live` and :meth:`assess` pick them."""
+        values = np.array([[families.get(f, np.nan) for f in self._families]], dtype=np.float64)
+        return [f for f in top_positive(values, self._families, TOP_FACTORS)[0] if f is not None]
 
     def features(self, keys: Sequence[str] | pd.DataFrame) -> FeatureRows:
         """The champions' feature rows for ``keys`` (supplier ids, or key rows the reader

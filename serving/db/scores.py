@@ -7,7 +7,7 @@ day ends with exactly the rows of one uninterrupted run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -85,6 +85,54 @@ def previous_score(connection: Connection, supplier_id: str, day: date) -> float
         .order_by(CustomerHealth.day.desc())
         .limit(1)
     )
+
+
+@dataclass(frozen=True)
+class StoredChurn:
+    """The churn part of a stored prediction (what /score shows of it)."""
+
+    churn_probability: float
+    risk_level: str
+    factors: dict[str, float]
+    predicted_churn_date: date | None
+
+
+def stored_churn(
+    connection: Connection,
+    days: Mapping[str, date],
+    churn_version: str,
+    timing_version: str | None,
+) -> dict[str, StoredChurn]:
+    """The stored predictions of the suppliers of ``days`` for exactly that day (each one's) and
+    made by these churn and timing model versions, by supplier."""
+    if not days:
+        return {}
+    timing = (
+        ChurnPrediction.timing_model_version.is_(None)
+        if timing_version is None
+        else ChurnPrediction.timing_model_version == timing_version
+    )
+    rows = connection.execute(
+        select(
+            ChurnPrediction.supplier_id,
+            ChurnPrediction.day,
+            ChurnPrediction.churn_probability,
+            ChurnPrediction.risk_level,
+            ChurnPrediction.factors,
+            ChurnPrediction.predicted_churn_date,
+        )
+        .where(ChurnPrediction.supplier_id.in_(list(days)))
+        .where(ChurnPrediction.day.in_(sorted(set(days.values()))))
+        .where(ChurnPrediction.churn_model_version == churn_version)
+        .where(timing)
+    )
+    return {
+        r.supplier_id: StoredChurn(
+            r.churn_probability, r.risk_level, r.factors, r.predicted_churn_date
+        )
+        for r in rows
+        if days[r.supplier_id] == r.day
+    }
 
 
 def record_versions(engine: Engine, versions: Sequence[dict[str, Any]]) -> None:

@@ -244,6 +244,56 @@ def test_live_scores_equal_the_batch_scorer_for_every_supplier(served) -> None:
     assert health_only.arrays.churn_probability is None
 
 
+def test_scores_take_the_days_stored_churn_part_only_of_the_served_models(served) -> None:
+    """/score's churn part comes from the day's stored prediction when the champions served
+    made it for the day of the supplier's newest online row: equal to a live scoring for every
+    supplier; a stored row of other model versions is not used."""
+    from sqlalchemy import update
+
+    from wedsync_cs.service_wiring import build_backend
+
+    assessments = build_backend(Settings(home=served.home)).assessments
+    scorer = assessments.scorer
+    ids = [*pd.read_parquet(served.raw / "suppliers.parquet")["supplier_id"], "sup_unknown"]
+    answers = assessments.scores(ids)
+    live = scorer.live(ids)
+    a, at = live.arrays, {int(row): k for k, row in enumerate(live.rows)}
+    assert [x.found for x in answers] == list(live.scored)
+    for i, answer in enumerate(answers):
+        if i not in at:
+            continue
+        k = at[i]
+        assert answer.churn_probability == float(a.churn_probability[k])
+        assert answer.churn_risk_level == a.churn_risk[k]
+        assert answer.predicted_churn_date == a.churn_dates[k]
+        assert answer.top_factors == [f for f in a.top_factors[k] if f is not None]
+    # the stored row is what is answered: a changed one shows, one of another model does not
+    supplier = ids[min(at)]
+    row = (ChurnPrediction.supplier_id == supplier) & (ChurnPrediction.day == live.days[min(at)])
+    engine = _engine(served)
+    with engine.begin() as connection:
+        kept = connection.execute(select(ChurnPrediction.churn_probability).where(row)).scalar()
+        connection.execute(update(ChurnPrediction).where(row).values(churn_probability=0.5))
+    try:
+        assert assessments.scores([supplier])[0].churn_probability == 0.5
+        with engine.begin() as connection:
+            connection.execute(
+                update(ChurnPrediction).where(row).values(churn_model_version="other")
+            )
+        assert (
+            assessments.scores([supplier])[0].churn_probability
+            == answers[min(at)].churn_probability
+        )
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                update(ChurnPrediction)
+                .where(row)
+                .values(churn_probability=kept, churn_model_version=scorer.models.churn_version)
+            )
+        engine.dispose()
+
+
 def test_onboarding_records_a_milestone_once(live: LiveService, served) -> None:
     supplier = served.active_ids()[5]
     engine = _engine(served)
