@@ -162,14 +162,17 @@ def _figures(latencies: np.ndarray, errors: int, wall: float) -> dict:
 def _floor(settings, ids: list[str], reads: int) -> dict:
     """The bare online-store read of the services the service reads, one caller, for 1 and
     for 100 random suppliers: Feast's ``get_online_features`` (both services) and the
-    reader the service uses (:class:`feature_repo.readers.OnlineFeatureReader`)."""
+    reader the service uses (:class:`feature_repo.readers.OnlineFeatureReader`); beside them,
+    in the same process, the service's scoring without HTTP: ``/score``'s (the churn part from
+    the day's stored predictions) and a live scoring of the same suppliers (TreeSHAP)."""
     from feature_repo.readers import OnlineFeatureReader
     from feature_repo.store import open_store
-    from training.registry import load_champions
     from wedsync_cs.feature_jobs import store_config
+    from wedsync_cs.service_wiring import build_backend
 
     store = open_store(store_config(settings))
-    names = load_champions(settings.tracking_uri).services
+    assessments = build_backend(settings).assessments
+    names = assessments.scorer.models.services
     services = [store.get_feature_service(s) for s in names]
     reader = OnlineFeatureReader(store)
     rng = np.random.default_rng(0)
@@ -182,7 +185,9 @@ def _floor(settings, ids: list[str], reads: int) -> dict:
     out = {}
     for n in (1, 100):
         for name, read in (("get_online_features", feast),
-                           ("service_reader", lambda b: reader.values(b, names))):  # fmt: skip
+                           ("service_reader", lambda b: reader.values(b, names)),
+                           ("score_in_process", assessments.scores),
+                           ("live_scoring_in_process", assessments.scorer.live)):  # fmt: skip
             count = reads if n == 1 else max(reads // 20, 5)
             times = np.zeros(count)
             for i in range(count):

@@ -82,7 +82,12 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
     serving = figures["serving: load and memory"]
     for scenario in ("health_score_1", "score_1", "score_100"):
         assert serving[scenario]["errors"] == 0 and serving[scenario]["p99_ms"] > 0
-    for read in ("get_online_features", "service_reader"):
+    for read in (
+        "get_online_features",
+        "service_reader",
+        "score_in_process",
+        "live_scoring_in_process",
+    ):
         assert serving["floor_online_read"][f"{read}_1"]["p50_ms"] > 0
         assert serving["floor_online_read"][f"{read}_100"]["p99_ms"] > 0
     assert serving["memory"]["requests"] >= 1100 and serving["memory"]["errors"] == 0
