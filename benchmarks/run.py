@@ -22,7 +22,7 @@ from benchmarks.harness import Result, run_child
 from benchmarks.model_bench import SCENARIOS
 
 BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
-MODEL_BENCHES = ("train", "predict", "score_daily")
+MODEL_BENCHES = ("train", "predict", "score_daily", "rules")
 SERVING_BENCHES = ("serving",)
 
 
@@ -135,6 +135,16 @@ def bench_score_daily(workdir: Path, database: str) -> Result:
     run = run_child("daily_bench:today", database_url=url, **common)
     details = {**run.details, "yesterday_seconds": round(before.seconds, 1)}
     return Result(f"score-daily ({database})", run.seconds, run.peak_gb, 180, 8, details)
+
+
+def bench_rules(workdir: Path) -> Result:
+    """The intervention rules over every supplier the ``score-daily`` benchmark scored."""
+    run = run_child("rules_bench:evaluate", workdir=str(workdir), tag="sqlite")
+    seconds = run.details["states_seconds"] + run.details["evaluate_seconds"]
+    return Result(
+        f"rules: states and evaluation of {run.details['suppliers']:,} suppliers",
+        seconds, run.peak_gb, 10, 8, run.details,
+    )  # fmt: skip
 
 
 def bench_serving(
@@ -265,7 +275,7 @@ def main() -> None:
         if "predict" in chosen:
             for span in ("recent", "history"):
                 report(bench_predict(workdir, args.predict_rows, span, args.days))
-        if not set(chosen) & {*BENCHES, "score_daily"}:
+        if not set(chosen) & {*BENCHES, "score_daily", "rules"}:
             return
         if args.data:
             if not (workdir / "sim").exists():
@@ -288,6 +298,12 @@ def main() -> None:
                 parser.error("score_daily needs a trained champion: add --only train")
             for database in ("sqlite", "postgresql"):
                 report(bench_score_daily(workdir, database))
+        if "rules" in chosen:
+            if not (workdir / "home_daily_sqlite").is_dir():
+                parser.error(
+                    "rules needs the score_daily benchmark's home: add --only score_daily"
+                )
+            report(bench_rules(workdir))
 
 
 if __name__ == "__main__":

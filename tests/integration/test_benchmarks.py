@@ -70,7 +70,8 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
     figures = _run(
         tmp_path,
         "--suppliers", "150", "--days", "200", "--train-suppliers", "300", "--trials", "2",
-        "--no-limit", "--only", "train", "--only", "score_daily", "--only", "serving",
+        "--no-limit", "--only", "train", "--only", "score_daily", "--only", "rules",
+        "--only", "serving",
         "--serving-suppliers", "300", "--serving-trials", "2", "--serving-requests", "40",
         "--serving-seconds", "2",
         "--memory-requests", "1100",
@@ -79,6 +80,9 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
         daily = figures[f"score-daily ({database})"]
         assert daily["scored"] == daily["active"] > 0
         assert set(daily["stage_seconds"]) >= {"feature build", "materialise", "write"}
+    rules = next(v for k, v in figures.items() if k.startswith("rules: "))
+    assert rules["suppliers"] == figures["score-daily (sqlite)"]["scored"]
+    assert sum(rules["due_by_rule"].values()) >= rules["suppliers_with_a_due_rule"]
     serving = figures["serving: load and memory"]
     for scenario in ("health_score_1", "score_1", "score_100"):
         assert serving[scenario]["errors"] == 0 and serving[scenario]["p99_ms"] > 0

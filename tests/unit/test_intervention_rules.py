@@ -74,9 +74,16 @@ CASES = [
         replace(CALM, abandoned_features=frozenset({"reviews"}), churn_risk="medium"),
     ),
     (
-        "overdue-setup-session",
+        "overdue-setup-guide",
         replace(CALM, tenure_days=20, overdue_milestones=frozenset({"first_client"})),
         replace(CALM, tenure_days=20, overdue_milestones=frozenset({"ten_clients"})),
+    ),
+    (
+        "overdue-setup-session",
+        replace(
+            CALM, tenure_days=20, overdue_milestones=frozenset({"first_client"}), churn_risk="high"
+        ),
+        replace(CALM, tenure_days=20, overdue_milestones=frozenset({"first_client"})),
     ),
     (
         "declining-health-tips",
