@@ -140,10 +140,11 @@ def bench_score_daily(workdir: Path, database: str) -> Result:
 def bench_rules(workdir: Path) -> Result:
     """The intervention rules over every supplier the ``score-daily`` benchmark scored."""
     run = run_child("rules_bench:evaluate", workdir=str(workdir), tag="sqlite")
-    seconds = run.details["states_seconds"] + run.details["evaluate_seconds"]
+    # the whole process (reading the day's rows and scores included); the states' and the
+    # evaluation's own seconds are in the details
     return Result(
         f"rules: states and evaluation of {run.details['suppliers']:,} suppliers",
-        seconds, run.peak_gb, 10, 8, run.details,
+        run.seconds, run.peak_gb, 10, 8, run.details,
     )  # fmt: skip
 
 
