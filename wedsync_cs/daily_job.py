@@ -17,12 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.parquet as pq
 import typer
 
 from wedsync_cs.settings import Settings
+
+if TYPE_CHECKING:  # the job imports its parts when it runs
+    from serving.automation import DayInterventions
 
 CHUNK_ROWS = 20_000  # rows scored at a time: bounds the memory of the TreeSHAP matrices
 
@@ -41,6 +45,7 @@ class DailyRun:
     wall_seconds: float = 0.0  # the stages overlap (materialisation runs beside the others)
     build_seconds: dict[str, float] = field(default_factory=dict)  # the feature build's parts
     keys_forgotten: int = 0  # Idempotency-Keys past their retention
+    interventions: DayInterventions | None = None  # what the rules recorded (not a backfill)
 
     @property
     def unscored(self) -> int:
@@ -175,11 +180,15 @@ def _score_and_store(
     """Sync the directory, score the day's rows and upsert them; returns how many active
     suppliers had no feature row."""
     from feature_repo.readers import FrameFeatureReader
+    from serving.automation import record_day
     from serving.daily import ServedVersions, day_rows
     from serving.db.directory import directory_rows, sync_milestones, write_directory
     from serving.db.models import ChurnPrediction, CustomerHealth
     from serving.db.scores import previous_scores, record_versions, upsert
+    from serving.due import SupplierState
+    from serving.rules import load_rules
     from serving.scorer import Scorer
+    from serving.states import supplier_states
     from training.registry import CHURN_MODEL, HEALTH_MODEL
     from training.timing import TIMING_MODEL
 
@@ -203,6 +212,7 @@ def _score_and_store(
     scorer = Scorer(champions, FrameFeatureReader(features))
     health_rows: list[dict] = []
     prediction_rows: list[dict] = []
+    states: list[SupplierState] = []
     computed_at = datetime.now(UTC)
     versions = ServedVersions(
         churn=champions.churn_version,
@@ -221,6 +231,12 @@ def _score_and_store(
             h, p = day_rows(assessment, active, previous, day, versions, computed_at)
             health_rows += h
             prediction_rows += p
+            ok = assessment.scores["scored"].to_numpy(bool)
+            states += supplier_states(
+                features.iloc[start : start + CHUNK_ROWS][ok],
+                assessment.scores[ok],
+                [r["trend"] for r in h],
+            )
             _count(run, assessment.scores)
             bar.update(len(part))
     run.seconds["score and explain"] = time.perf_counter() - began
@@ -231,6 +247,20 @@ def _score_and_store(
         upsert(engine, CustomerHealth, health_rows, settings.score_batch_rows, bar.update)
         upsert(engine, ChurnPrediction, prediction_rows, settings.score_batch_rows, bar.update)
     run.seconds["write"] = time.perf_counter() - began
+    if not run.backfill:  # interventions are for the day at hand, never a past one
+        began = time.perf_counter()
+        run.interventions = record_day(
+            engine,
+            states,
+            load_rules(settings.rules_path),
+            day,
+            end,
+            salt=settings.control_salt,
+            share=settings.control_share,
+            retention_values={r["supplier_id"]: r["ltv_at_risk"] for r in prediction_rows},
+            agents=dict(zip(directory["supplier_id"], directory["agent_id"], strict=True)),
+        )
+        run.seconds["interventions"] = time.perf_counter() - began
     timing = (
         [
             {
@@ -293,10 +323,30 @@ def _print_run(run: DailyRun, missing: int) -> None:
     )
     bands = ("healthy", "at_risk", "critical")
     typer.echo("  health: " + ", ".join(f"{b} {run.health_bands.get(b, 0):,}" for b in bands))
+    if run.interventions is not None:
+        _print_interventions(run.interventions)
     if run.keys_forgotten:
         typer.echo(f"  forgot {run.keys_forgotten:,} Idempotency-Keys past their retention")
     typer.echo(
         "  time: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
         + f"; wall {run.wall_seconds:.1f} s"
+    )
+
+
+def _print_interventions(day: DayInterventions) -> None:
+    def counts(counter) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in counter.most_common()) or "none"
+
+    rate = day.automation_rate
+    typer.echo(f"  interventions scheduled: {counts(day.scheduled)}")
+    typer.echo(f"  held out (control group): {counts(day.held_out)}")
+    typer.echo(f"  capped: {counts(day.capped)}")
+    typer.echo(
+        f"  automation rate {'n/a' if rate is None else f'{rate:.1%}'} of the rules' executions"
+        + (
+            f"; {day.already:,} due were recorded by an earlier run of the day"
+            if day.already
+            else ""
+        )
     )

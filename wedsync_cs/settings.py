@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     score_batch_rows: int = Field(
         default=5000, ge=1, description="Rows per transaction when score-daily writes a day."
     )
+    rules_path: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "experiments" / "interventions.yaml",
+        description="The intervention rules file (YAML; see docs/interventions.md).",
+    )
+    control_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=0.5,
+        description="Share of suppliers drawn into the control group (no automated "
+        "intervention; who would have been contacted is recorded).",
+    )
+    control_salt: str = Field(
+        default="wedsync-cs-control-1",
+        min_length=1,
+        max_length=64,
+        description="Salt of the control group's draw (a new salt draws new suppliers; those "
+        "already drawn keep their draw).",
+    )
     idempotency_days: int = Field(
         default=7,
         ge=1,

@@ -221,6 +221,10 @@ class InterventionExecution(Base):
     customization: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(INSTANT)
     updated_at: Mapped[datetime] = mapped_column(INSTANT)
+    # a rule's execution: the scored day that made it due and the rules file's version (one
+    # execution per supplier, rule and day, so a rerun of the day adds none)
+    day: Mapped[date | None] = mapped_column(Date)
+    rules_version: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(
@@ -229,7 +233,27 @@ class InterventionExecution(Base):
             "intervention_type",
             "scheduled_at",
         ),
+        Index(
+            "ux_intervention_executions_supplier_rule_day",
+            "supplier_id",
+            "triggered_by",
+            "day",
+            unique=True,
+        ),
     )
+
+
+class ControlGroupMember(Base):
+    """A supplier's draw for the randomised control group (stored once: a later change of the
+    share or salt does not move suppliers already drawn)."""
+
+    __tablename__ = "control_group"
+
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.supplier_id"), primary_key=True)
+    in_control: Mapped[bool] = mapped_column(Boolean)
+    salt: Mapped[str] = mapped_column(String(64))
+    share: Mapped[float] = mapped_column(Float)
+    assigned_at: Mapped[datetime] = mapped_column(INSTANT)
 
 
 class FeatureAdoption(Base):

@@ -240,3 +240,68 @@ def test_killed_at_a_random_point_and_rerun_it_ends_with_an_uninterrupted_runs_r
         assert _score_daily_process(served, url).wait(600) == 0
         for got, want in zip(_tables(url, day), expected, strict=True):
             pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_days_due_rules_are_recorded_once_and_the_control_group_held_out(
+    served, tmp_path, database, request
+) -> None:
+    """score-daily records each supplier's due rules as executions of the day: scheduled, or
+    held out for the control group (a stable share, drawn once); a rerun records none again."""
+    from serving.db.models import ControlGroupMember, InterventionExecution
+    from serving.rules import load_rules
+    from serving.states import in_control_group
+
+    url = _fresh_db(tmp_path) if database == "sqlite" else request.getfixturevalue("postgres_uri")
+    _upgrade(served, url)
+    env = served.env(CS_DATABASE_URL=url, CS_CONTROL_SHARE="0.3")
+    first = run_cli(env, "score-daily", "--raw", served.raw)
+    assert first.exit_code == 0, first.output
+    assert "interventions scheduled:" in first.output and "automation rate" in first.output
+    day = _last_day(served)
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        executions = pd.read_sql(
+            select(InterventionExecution).where(InterventionExecution.day == day), connection
+        )
+        control = dict(
+            connection.execute(
+                select(ControlGroupMember.supplier_id, ControlGroupMember.in_control)
+            ).all()
+        )
+    _, predictions = _tables(url, day)
+    assert len(executions) > 0 and executions["triggered_by"].nunique() > 1
+    assert not executions.duplicated(["supplier_id", "triggered_by"]).any()
+    rules = {r.name: r for r in load_rules().rules}
+    assert set(executions["triggered_by"]) <= set(rules)
+    # every scored supplier drawn once, about the share, each draw the salted hash's
+    assert set(control) == set(predictions["supplier_id"])
+    assert 0.2 < np.mean(list(control.values())) < 0.4
+    assert all(v == in_control_group(s, "wedsync-cs-control-1", 0.3) for s, v in control.items())
+    held = executions["status"] == "held_out"
+    assert held.any() and (~held).any()
+    assert (executions.loc[held, "supplier_id"].map(control)).all()
+    assert not (executions.loc[~held, "supplier_id"].map(control)).any()
+    assert (executions.loc[~held, "status"] == "scheduled").all()
+    # the executions are the rules' decisions for the stored scores (no earlier contacts)
+    row = executions.iloc[0]
+    assert row["reason"].startswith(f"{row['triggered_by']}: ")
+    assert row["channel"] in {"email", "in_app", "call"} and row["rules_version"]
+    p = predictions.set_index("supplier_id")
+    assert row["churn_probability_at_trigger"] == pytest.approx(
+        p.loc[row["supplier_id"], "churn_probability"]
+    )
+    assert row["estimated_retention_value"] == pytest.approx(
+        p.loc[row["supplier_id"], "ltv_at_risk"]
+    )
+    again = run_cli(env, "score-daily", "--raw", served.raw)
+    assert again.exit_code == 0, again.output
+    with engine.connect() as connection:
+        count = connection.scalar(
+            select(func.count())
+            .select_from(InterventionExecution)
+            .where(InterventionExecution.day == day)
+        )
+    engine.dispose()
+    assert count == len(executions)
+    assert f"{len(executions):,} due were recorded by an earlier run of the day" in again.output
