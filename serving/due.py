@@ -16,16 +16,8 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from features.contract import CoreFeature, MilestoneType, SubscriptionTier, VendorType
-from serving.rules import (
-    PRIORITY_ORDER,
-    ChurnLevel,
-    Conditions,
-    HealthBand,
-    HealthSegment,
-    Rule,
-    RuleSet,
-    Trend,
-)
+from serving.api.schemas import ChurnLevel, HealthBand, Trend
+from serving.rules import PRIORITY_ORDER, Conditions, HealthSegment, Rule, RuleSet
 
 
 @dataclass(frozen=True)

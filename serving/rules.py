@@ -29,11 +29,8 @@ from features.contract import (
     SubscriptionTier,
     VendorType,
 )
+from serving.api.schemas import ChurnLevel, HealthBand, Priority, Trend
 
-Priority = Literal["low", "medium", "high", "critical"]
-ChurnLevel = Literal["low", "medium", "high", "critical"]
-HealthBand = Literal["healthy", "at_risk", "critical"]
-Trend = Literal["improving", "stable", "declining"]
 HealthSegment = Literal["new_user", "established", "power_user"]  # features.catalog.SEGMENTS
 
 # Most urgent first: the order in which a contact cap admits due rules.

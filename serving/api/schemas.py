@@ -19,6 +19,7 @@ InterventionType = Literal[
 Priority = Literal["low", "medium", "high", "critical"]
 ChurnLevel = Literal["low", "medium", "high", "critical"]
 HealthBand = Literal["healthy", "at_risk", "critical"]
+Trend = Literal["improving", "stable", "declining"]
 MilestoneType = Literal[
     "account_setup", "first_client", "first_form", "first_journey", "ten_clients",
     "first_automation",
@@ -72,7 +73,7 @@ class Recommendation(Wire):
 class HealthScore(Wire):
     current: int = Field(ge=0, le=100)
     previous: int | None = Field(ge=0, le=100)
-    trend: Literal["improving", "stable", "declining"]
+    trend: Trend
     risk_level: HealthBand
     breakdown: Breakdown
     churn_probability: float = Field(ge=0, le=1)
