@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Connection
 
 from serving.db.migrate import insert_for
@@ -29,7 +29,8 @@ CHANNELS: Mapping[str, str] = {
     "phone_call": "call",
     "personalized_support": "call",
 }
-# Executions that reached nobody and do not count as a contact.
+# Executions that reached nobody and do not count as a contact (a failed one counts while it
+# is still to be tried again).
 _NOT_CONTACTS = ("cancelled", "failed")
 
 
@@ -108,24 +109,40 @@ def control_members(
 
 
 def contact_history(
-    connection: Connection, since: datetime, day: date
+    connection: Connection, since: datetime, day: date | None = None, supplier: str | None = None
 ) -> dict[str, list[Contact]]:
-    """Each supplier's contacts since ``since``: its executions that reached or were to reach
-    it (held-out ones included, so the control group is capped like the rest), except the
-    rules' executions of ``day`` itself (a rerun of the day must decide as the first run)."""
-    rows = connection.execute(
+    """Each supplier's contacts since ``since`` (only ``supplier``'s when given): its
+    executions that reached or were to reach it (held-out ones included, so the control group
+    is capped like the rest; failed ones while they are to be tried again), except the rules'
+    executions of ``day`` itself (a rerun of the day must decide as the first run)."""
+    query = (
         select(
             InterventionExecution.supplier_id,
             InterventionExecution.scheduled_at,
             InterventionExecution.rule_id,
+            InterventionExecution.intervention_type,
         )
         .where(InterventionExecution.scheduled_at >= since)
-        .where(InterventionExecution.status.not_in(_NOT_CONTACTS))
-        .where(or_(InterventionExecution.day.is_(None), InterventionExecution.day != day))
+        .where(
+            or_(
+                InterventionExecution.status.not_in(_NOT_CONTACTS),
+                and_(
+                    InterventionExecution.status == "failed",
+                    InterventionExecution.next_attempt_at.is_not(None),
+                ),
+            )
+        )
     )
+    if day is not None:
+        query = query.where(
+            or_(InterventionExecution.day.is_(None), InterventionExecution.day != day)
+        )
+    if supplier is not None:
+        query = query.where(InterventionExecution.supplier_id == supplier)
+    rows = connection.execute(query)
     history: dict[str, list[Contact]] = {}
-    for supplier, at, rule in rows:
-        history.setdefault(supplier, []).append(Contact(at=at, rule=rule))
+    for who, at, rule, kind in rows:
+        history.setdefault(who, []).append(Contact(at=at, rule=rule, intervention_type=kind))
     return history
 
 
@@ -140,6 +157,7 @@ def record_day(
     share: float,
     retention_values: Mapping[str, float],
     agents: Mapping[str, str | None],
+    facts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> DayInterventions:
     """Evaluate the rules for every state at ``now`` and record the due executions of ``day``
     in one transaction: ``scheduled``, or ``held_out`` for suppliers of the control group
@@ -148,7 +166,9 @@ def record_day(
     Args:
         retention_values: each supplier's LTV at risk (the execution's estimated value).
         agents: each supplier's CS agent (for calls), None without one.
+        facts: what each supplier's messages may mention (:func:`serving.states.message_facts`).
     """
+    facts = facts or {}
     out = DayInterventions()
     longest = max([r.max_frequency_days for r in rules.rules] + [rules.fatigue.per_days])
     rows: list[dict[str, Any]] = []
@@ -182,7 +202,10 @@ def record_day(
                         "health_score_at_trigger": state.health_score,
                         "churn_probability_at_trigger": state.churn_probability,
                         "estimated_retention_value": retention_values.get(state.supplier_id),
-                        "customization": {"template": rule.template},
+                        "customization": {
+                            "template": rule.template,
+                            "facts": dict(facts.get(state.supplier_id, {})),
+                        },
                         "created_at": now,
                         "updated_at": now,
                         "day": day,

@@ -17,7 +17,14 @@ from typing import Literal
 
 from features.contract import CoreFeature, MilestoneType, SubscriptionTier, VendorType
 from serving.api.schemas import ChurnLevel, HealthBand, Trend
-from serving.rules import PRIORITY_ORDER, Conditions, HealthSegment, Rule, RuleSet
+from serving.rules import (
+    AUTOMATED_TYPES,
+    PRIORITY_ORDER,
+    Conditions,
+    HealthSegment,
+    Rule,
+    RuleSet,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Contact:
 
     at: datetime
     rule: str | None = None
+    intervention_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,12 +164,7 @@ def due_interventions(
             capped.append(Capped(rule, "rule_cap", (last + window).date()))
         else:
             candidates.append(rule)
-    fatigue = rules.fatigue
-    window = timedelta(days=fatigue.per_days)
-    recent = sorted(c.at for c in past if now - c.at < window)
-    room = max(fatigue.max_contacts - len(recent), 0)
-    # the cap frees a slot when the oldest recent contact leaves the window
-    freed = (recent[0] + window).date() if recent else now.date()
+    room, freed = fatigue_room(past, rules, now)
     order = sorted(candidates, key=lambda r: PRIORITY_ORDER.index(r.priority))
     due = [
         Due(rule, now + timedelta(days=rule.delay_days), _reason(rule, state))
@@ -169,3 +172,29 @@ def due_interventions(
     ]
     capped += [Capped(rule, "fatigue_cap", freed) for rule in order[room:]]
     return Evaluation(tuple(due), tuple(capped))
+
+
+def fatigue_room(history: Sequence[Contact], rules: RuleSet, now: datetime) -> tuple[int, date]:
+    """How many more contacts the fatigue cap allows at ``now``, and the day a slot frees (when
+    the oldest contact of the window leaves it)."""
+    window = timedelta(days=rules.fatigue.per_days)
+    recent = sorted(c.at for c in history if c.at <= now and now - c.at < window)
+    freed = (recent[0] + window).date() if recent else now.date()
+    return max(rules.fatigue.max_contacts - len(recent), 0), freed
+
+
+def manual_cap(
+    intervention_type: str, history: Sequence[Contact], rules: RuleSet, now: datetime
+) -> tuple[Literal["rule_cap", "fatigue_cap"], date] | None:
+    """Why a manual trigger of ``intervention_type`` may not go now, with the first day it
+    would be allowed; None when it may (see :class:`serving.rules.ManualPolicy`)."""
+    policy = rules.manual
+    days = policy.cap_days(intervention_type)
+    same = [c.at for c in history if c.at <= now and c.intervention_type == intervention_type]
+    if days and same and now - max(same) < timedelta(days=days):
+        return "rule_cap", (max(same) + timedelta(days=days)).date()
+    human = intervention_type not in AUTOMATED_TYPES
+    if human and policy.people_exceed_fatigue:
+        return None
+    room, freed = fatigue_room(history, rules, now)
+    return None if room else ("fatigue_cap", freed)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 
 class ServingError(Exception):
     """An answer other than success: ``status`` and a stable ``code`` for clients."""
@@ -32,7 +34,15 @@ class NotFoundError(ServingError):
 
 
 class ConflictError(ServingError):
+    """Refused by the state of things: a cap (``cap``, with the first day it would be allowed,
+    ``next_allowed``), or a supplier no longer active."""
+
     status, code = 409, "conflict"
+
+    def __init__(self, message: str, next_allowed: date | None = None, cap: str | None = None):
+        super().__init__(message)
+        self.next_allowed = next_allowed
+        self.cap = cap
 
 
 class IdempotencyMismatchError(ServingError):

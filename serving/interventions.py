@@ -3,8 +3,11 @@
 The key's claim, the execution and the stored answer are written in one transaction: a retry
 with the same key, on any worker, waits for that transaction (the key is the table's primary
 key) and then replays the stored answer, so concurrent retries make exactly one execution.
-Delivery through channels, caps and the control group come with the intervention engine; the
-executions table already has their columns.
+A manual trigger is held back by the manual policy of the rules file (the same type within its
+days, and for the automated types the contact-fatigue cap: :func:`serving.due.manual_cap`),
+answered 409 with the first day it would be allowed; the supplier's row is locked for the
+check and the insert, so two workers cannot both pass the cap. The control group does not hold
+back a person's outreach. Delivery is the outbox's (:mod:`serving.dispatch`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.engine import Connection
 
+from features.catalog import HEALTH_FACTORS
 from serving.api import schemas
+from serving.automation import CHANNELS, contact_history
 from serving.db.migrate import insert_for
 from serving.db.models import (
     ChurnPrediction,
@@ -28,7 +33,10 @@ from serving.db.models import (
     InterventionExecution,
     Supplier,
 )
-from serving.errors import IdempotencyMismatchError, NotFoundError
+from serving.due import manual_cap
+from serving.errors import ConflictError, IdempotencyMismatchError, NotFoundError
+from serving.messages import MANUAL_TEMPLATES
+from serving.rules import DEFAULT_RULES, RuleSet, load_rules
 
 CREATED = 201
 MAX_KEY_LENGTH = 255
@@ -52,14 +60,98 @@ def forget_idempotency_keys(engine: Engine, before: datetime) -> int:
         ).rowcount
 
 
+def idempotent(
+    engine: Engine,
+    route: str,
+    key: str | None,
+    body: dict[str, Any],
+    action: Callable[[Connection], tuple[int, dict[str, Any]]],
+    now: datetime,
+) -> tuple[int, dict[str, Any]]:
+    """Run ``action`` in a transaction, once per ``Idempotency-Key``: the key's claim, what
+    ``action`` writes and its answer are committed together; a retry with the same key and
+    body (on any worker) waits for that transaction and gets the stored answer.
+
+    Raises:
+        IdempotencyMismatchError: the key was used for a different request.
+    """
+    if key is None:
+        with engine.begin() as connection:
+            return action(connection)
+    fingerprint = request_fingerprint(route, body)
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            insert_for(connection)(IdempotencyKey)
+            .values(key=key, route=route, request_hash=fingerprint, created_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(IdempotencyKey.key)  # rowcount is -1 here with psycopg
+        ).first()
+        if claimed is not None:
+            status, answer = action(connection)
+            connection.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.key == key)
+                .values(status_code=status, response=answer)
+            )
+            return status, answer
+        first = connection.execute(select(IdempotencyKey).where(IdempotencyKey.key == key)).one()
+    if first.request_hash != fingerprint or first.status_code is None:
+        raise IdempotencyMismatchError(
+            "this Idempotency-Key was already used for a different request; send a new "
+            "key for a new request"
+        )
+    return first.status_code, first.response
+
+
+def lock_supplier(connection: Connection, supplier: str) -> str:
+    """Lock the supplier's directory row until the transaction ends (a write: PostgreSQL locks
+    the row, SQLite the database) and answer its status.
+
+    Raises:
+        NotFoundError: no such supplier.
+    """
+    touched = connection.execute(
+        update(Supplier)
+        .where(Supplier.supplier_id == supplier)
+        .values(supplier_id=Supplier.supplier_id)
+    ).rowcount
+    if not touched:
+        raise NotFoundError(f"unknown userId {supplier!r}")
+    return connection.scalar(select(Supplier.status).where(Supplier.supplier_id == supplier))
+
+
+def weakest_factor(connection: Connection, supplier: str) -> str | None:
+    """The supplier's lowest health factor on its newest stored day (None without one)."""
+    row = connection.execute(
+        select(*[getattr(CustomerHealth, f) for f in HEALTH_FACTORS])
+        .where(CustomerHealth.supplier_id == supplier)
+        .order_by(CustomerHealth.day.desc())
+        .limit(1)
+    ).first()
+    known = {f: v for f, v in zip(HEALTH_FACTORS, row or (), strict=False) if v is not None}
+    return min(known, key=known.__getitem__) if known else None
+
+
+def manual_window(rules: RuleSet) -> timedelta:
+    """How far back a manual trigger's caps look."""
+    days = max([rules.fatigue.per_days, *rules.manual.max_frequency_days.values()])
+    return timedelta(days=days)
+
+
 class InterventionRecorder:
     """Records single interventions in ``intervention_executions``."""
 
     route = "POST /api/customer-success/interventions/trigger"
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime] | None = None,
+        rules: RuleSet | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.rules = rules or load_rules(DEFAULT_RULES)
 
     def trigger(
         self,
@@ -72,49 +164,46 @@ class InterventionRecorder:
 
         Raises:
             NotFoundError: the supplier is not in the directory.
+            ConflictError: a cap holds it back (with the day it would be allowed), or the
+                supplier is no longer active.
             IdempotencyMismatchError: the key was used for a different request.
         """
-        if idempotency_key is None:
-            with self.engine.begin() as connection:
-                return self._record(connection, request, triggered_by)
-        fingerprint = request_fingerprint(self.route, request.model_dump(mode="json"))
-        with self.engine.begin() as connection:
-            claimed = connection.execute(
-                insert_for(connection)(IdempotencyKey)
-                .values(
-                    key=idempotency_key,
-                    route=self.route,
-                    request_hash=fingerprint,
-                    created_at=self.clock(),
-                )
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(IdempotencyKey.key)  # rowcount is -1 here with psycopg
-            ).first()
-            if claimed is not None:
-                status, body = self._record(connection, request, triggered_by)
-                connection.execute(
-                    update(IdempotencyKey)
-                    .where(IdempotencyKey.key == idempotency_key)
-                    .values(status_code=status, response=body)
-                )
-                return status, body
-            first = connection.execute(
-                select(IdempotencyKey).where(IdempotencyKey.key == idempotency_key)
-            ).one()
-        if first.request_hash != fingerprint or first.status_code is None:
-            raise IdempotencyMismatchError(
-                "this Idempotency-Key was already used for a different request; send a new "
-                "key for a new request"
-            )
-        return first.status_code, first.response
+        return idempotent(
+            self.engine,
+            self.route,
+            idempotency_key,
+            request.model_dump(mode="json"),
+            lambda connection: self._record(connection, request, triggered_by),
+            self.clock(),
+        )
 
     def _record(
         self, connection: Connection, request: schemas.TriggerInterventionRequest, by: str
     ) -> tuple[int, dict[str, Any]]:
         supplier = request.user_id
-        known = select(Supplier.supplier_id).where(Supplier.supplier_id == supplier)
-        if connection.scalar(known) is None:
-            raise NotFoundError(f"unknown userId {supplier!r}")
+        status = lock_supplier(connection, supplier)
+        if status != "active":
+            raise ConflictError(f"supplier {supplier!r} is {status}: nothing can be sent")
+        now = self.clock()
+        history = contact_history(
+            connection, now - manual_window(self.rules), supplier=supplier
+        ).get(supplier, [])
+        held = manual_cap(request.intervention_type, history, self.rules, now)
+        if held is not None:
+            cap, allowed = held
+            what = (
+                f"{request.intervention_type} reached this supplier less than "
+                f"{self.rules.manual.cap_days(request.intervention_type)} days ago"
+                if cap == "rule_cap"
+                else f"the supplier had {self.rules.fatigue.max_contacts} contacts within "
+                f"{self.rules.fatigue.per_days} days (the contact-fatigue cap)"
+            )
+            raise ConflictError(
+                f"refused by the {cap.replace('_', ' ')}: {what}; allowed again on "
+                f"{allowed.isoformat()}",
+                next_allowed=allowed,
+                cap=cap,
+            )
         health = connection.scalar(
             select(CustomerHealth.score)
             .where(CustomerHealth.supplier_id == supplier)
@@ -127,8 +216,12 @@ class InterventionRecorder:
             .order_by(ChurnPrediction.day.desc())
             .limit(1)
         ).first()
-        now = self.clock()
         execution_id = str(uuid.uuid4())
+        custom = (
+            request.customization.model_dump(by_alias=True, exclude_none=True)
+            if request.customization
+            else {}
+        )
         connection.execute(
             insert_for(connection)(InterventionExecution).values(
                 id=execution_id,
@@ -139,15 +232,16 @@ class InterventionRecorder:
                 reason=request.reason,
                 priority=request.priority,
                 triggered_by=by,
+                channel=CHANNELS[request.intervention_type],
                 health_score_at_trigger=health,
                 churn_probability_at_trigger=prediction.churn_probability if prediction else None,
                 # the value at stake if the supplier is kept: churn probability x LTV
                 estimated_retention_value=prediction.ltv_at_risk if prediction else None,
-                customization=(
-                    request.customization.model_dump(by_alias=True, exclude_none=True)
-                    if request.customization
-                    else None
-                ),
+                customization={
+                    **custom,
+                    "template": MANUAL_TEMPLATES[request.intervention_type],
+                    "facts": {"weakest_factor": weakest_factor(connection, supplier)},
+                },
                 created_at=now,
                 updated_at=now,
             )

@@ -108,11 +108,42 @@ class FatigueCap(_Frozen):
     per_days: int = Field(default=7, ge=1)
 
 
+def _manual_caps() -> dict[str, int]:
+    return {
+        "email_sequence": 3,
+        "in_app_message": 1,
+        "feature_tour": 7,
+        "phone_call": 2,
+        "personalized_support": 2,
+    }
+
+
+class ManualPolicy(_Frozen):
+    """What holds back an intervention triggered by hand (the API's trigger and bulk routes).
+
+    ``max_frequency_days``: the same intervention type reaches a supplier at most once within
+    that many days, whoever sent the earlier one. Every manual contact counts toward the
+    fatigue cap; an automated type (email, in-app message, feature tour) triggered by hand is
+    held back by it like a rule's, while a call or personal support, which a person decided
+    on, may go beyond it when ``people_exceed_fatigue`` (the default).
+    """
+
+    max_frequency_days: dict[InterventionType, Annotated[int, Field(ge=0, le=365)]] = Field(
+        default_factory=_manual_caps
+    )
+    people_exceed_fatigue: bool = True
+
+    def cap_days(self, intervention_type: str) -> int:
+        return self.max_frequency_days.get(intervention_type, 0)  # type: ignore[call-overload]
+
+
 class RuleSet(_Frozen):
-    """A rules file: its version, the contact-fatigue cap and the rules, names unique."""
+    """A rules file: its version, the contact-fatigue cap, the manual policy and the rules,
+    names unique."""
 
     version: Slug
     fatigue: FatigueCap = FatigueCap()
+    manual: ManualPolicy = ManualPolicy()
     rules: tuple[Rule, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from features.catalog import MILESTONE_TARGET_DAYS
+from features.catalog import HEALTH_FACTORS, MILESTONE_TARGET_DAYS
 from features.contract import CORE_FEATURES
 from serving.due import SupplierState
 
@@ -93,6 +93,36 @@ def supplier_states(
             tier=columns["subscription_tier"][i],
             vendor_type=columns["vendor_type"][i],
         )
+        for i in range(len(features))
+    ]
+
+
+# Adoption stages of a core feature in use.
+IN_USE_STAGES = ("adopting", "power_user")
+
+
+def message_facts(features: pd.DataFrame) -> list[dict[str, object]]:
+    """What an intervention's message may mention of each row's supplier (stored with the
+    execution, so delivery needs no feature store): the core features in use and abandoned,
+    and the weakest health factor (None when no factor is known).
+
+    Raises:
+        KeyError: a stage or health-factor column is missing (named).
+    """
+    needed = [f"{f}_stage" for f in CORE_FEATURES] + list(HEALTH_FACTORS)
+    missing = [c for c in needed if c not in features.columns]
+    if missing:
+        raise KeyError(f"message facts need the columns {missing}")
+    stages = {f: features[f"{f}_stage"].astype(object).to_numpy() for f in CORE_FEATURES}
+    factors = features[list(HEALTH_FACTORS)].apply(pd.to_numeric).to_numpy(np.float64)
+    known = ~np.isnan(factors)
+    weakest = np.argmin(np.where(known, factors, np.inf), axis=1)
+    return [
+        {
+            "recent_features": [f for f in CORE_FEATURES if stages[f][i] in IN_USE_STAGES],
+            "abandoned_features": [f for f in CORE_FEATURES if stages[f][i] == "churned"],
+            "weakest_factor": HEALTH_FACTORS[weakest[i]] if known[i].any() else None,
+        }
         for i in range(len(features))
     ]
 

@@ -75,11 +75,29 @@ document library and analytics more (exporting their files, checking what the to
 while the rest of their use fades. The hazard rules live in ``weekly_churn_hazard``, so the truth
 rolls them forward and stays exact; cancelling at renewal also places the cancellation on the
 renewal day, which the truth accounts for in a horizon's last partial week.
+``interventions`` (an :class:`~simulator.interventions.InterventionPolicy`, e.g. from
+``experiments/sim_interventions.yaml``) applies a customer-success policy inside the simulation:
+rules over what the app can see (days since the last login, recent logins and features used,
+an unresolved failed payment, bad ratings, tenure, plan) make intervention types due under a
+per-type cap; a held-out share of suppliers receives nothing; a delivered contact adds its
+true effect (by type, tier at signup and vendor type; 0 for non-responders) to a decaying lift
+of engagement's target and of the hazard's log-odds. Delivered contacts fill
+``interventions_log``; ``truth_interventions.parquet`` (per supplier: group, responder, true
+effect of each type) and ``truth_intervention_contacts.parquet`` (every contact decided,
+withheld ones of the held-out group included) join the truth. Its randomness is a stream of its
+own too, so with every effect 0 only ``interventions_log`` differs from the run without it.
 
 Everything is vectorised over suppliers (numpy; no Python loop over suppliers) and deterministic
 for a seed.
 """
 
+from simulator.interventions import InterventionPolicy, load_policy
 from simulator.run import SimulationConfig, SimulationSummary, simulate
 
-__all__ = ["SimulationConfig", "SimulationSummary", "simulate"]
+__all__ = [
+    "InterventionPolicy",
+    "SimulationConfig",
+    "SimulationSummary",
+    "load_policy",
+    "simulate",
+]

@@ -65,6 +65,10 @@ class Static:
     feature_rank: np.ndarray  # (n, 8): place of each core feature in the adoption order
     # Option: which core features are adopted shifts the churn hazard (FEATURE_HAZARD_LOGIT).
     feature_effects: bool = False
+    # Option ``interventions`` (read only when the state carries a lift, see State.lift): the
+    # share of the lift left a week later, and the hazard log-odds one unit of lift removes.
+    lift_decay: float = 1.0
+    lift_hazard: float = 0.0
 
     @classmethod
     def of(
@@ -73,11 +77,16 @@ class Static:
         idx: np.ndarray | slice = slice(None),
         *,
         feature_effects: bool = False,
+        lift_decay: float = 1.0,
+        lift_hazard: float = 0.0,
     ) -> Static:
-        arrays = {
-            f.name: getattr(pop, f.name)[idx] for f in fields(cls) if f.name != "feature_effects"
+        options = {
+            "feature_effects": feature_effects,
+            "lift_decay": lift_decay,
+            "lift_hazard": lift_hazard,
         }
-        return cls(**arrays, feature_effects=feature_effects)
+        arrays = {f.name: getattr(pop, f.name)[idx] for f in fields(cls) if f.name not in options}
+        return cls(**arrays, **options)
 
     def take(self, idx: np.ndarray) -> Static:
         return _take(self, idx)
@@ -116,15 +125,25 @@ class State:
     clients: np.ndarray  # float32 (integral) clients in the book
     tier: np.ndarray  # int8 subscription tier
     card_ok: np.ndarray  # bool: the card on file works
+    # Option ``interventions`` (None without it): float32 lift of the interventions delivered,
+    # in engagement log-units; it raises the engagement target and lowers the churn hazard's
+    # log-odds, and decays by ``Static.lift_decay`` a week (simulator/interventions.py).
+    lift: np.ndarray | None = None
 
     def take(self, idx: np.ndarray) -> State:
-        return State(*(getattr(self, f.name)[..., idx] for f in fields(self)))
+        return State(*(None if v is None else v[..., idx] for v in self._values()))
 
     def where(self, mask: np.ndarray, other: State) -> State:
         """``self`` where ``mask`` holds, else ``other``."""
         return State(
-            *(np.where(mask, getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+            *(
+                None if a is None else np.where(mask, a, b)
+                for a, b in zip(self._values(), other._values(), strict=True)
+            )
         )
+
+    def _values(self) -> list[np.ndarray | None]:
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 @dataclass(frozen=True)
@@ -141,7 +160,8 @@ class Events:
     tier_change: np.ndarray
 
 
-def initial_state(pop: Population) -> State:
+def initial_state(pop: Population, *, lift: bool = False) -> State:
+    """The state at signup; ``lift``: carry an intervention lift (zero), for the option."""
     n = pop.n
     return State(
         engagement=(pop.base_engagement - 0.6).astype(np.float32),
@@ -153,6 +173,7 @@ def initial_state(pop: Population) -> State:
         clients=np.zeros(n, np.float32),
         tier=pop.tier0.copy(),
         card_ok=np.ones(n, bool),
+        lift=np.zeros(n, np.float32) if lift else None,
     )
 
 
@@ -167,7 +188,8 @@ def weekly_churn_hazard(s: State, c: Static, ctx: WeekContext) -> np.ndarray:
 
     The options enter here, so that the Monte Carlo truth rolls the same rule forward: with
     ``feature_effects`` the adopted core features shift the logit (:func:`feature_hazard_logit`);
-    with ``cancel_at_renewal`` the intent of a whole billing period is concentrated on the
+    with ``interventions`` the lift of delivered interventions lowers it (``lift_hazard`` per
+    unit); with ``cancel_at_renewal`` the intent of a whole billing period is concentrated on the
     renewal week (:func:`renewal_hazard`).
     """
     logit = (
@@ -184,6 +206,8 @@ def weekly_churn_hazard(s: State, c: Static, ctx: WeekContext) -> np.ndarray:
     )
     if c.feature_effects:
         logit = logit + feature_hazard_logit(s, c)
+    if s.lift is not None:  # option interventions: the supplier feels looked after
+        logit = logit - c.lift_hazard * s.lift
     hazard = np.where(ctx.tenure_weeks > 0, sigmoid(logit), 0.0).astype(np.float32)
     if ctx.renews is not None:
         hazard = renewal_hazard(hazard, ctx)
@@ -289,6 +313,8 @@ def transition(
         + 0.12 * log_clients
         - 0.6 * np.exp(-ctx.tenure_weeks / 5.0)
     )
+    if s.lift is not None:  # option interventions: re-engaged, for as long as the lift lasts
+        target = target + s.lift
     engagement = (
         s.engagement
         + np.where(leaving, 0.5, 0.3) * (target - s.engagement)
@@ -304,6 +330,7 @@ def transition(
         clients=(s.clients + new_clients).astype(np.float32),
         tier=(s.tier + tier_change).astype(np.int8),
         card_ok=card_ok,
+        lift=None if s.lift is None else (c.lift_decay * s.lift).astype(np.float32),
     )
     events = Events(
         ticket,

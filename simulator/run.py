@@ -6,7 +6,7 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from simulator.dynamics import (
     weekly_churn_hazard,
 )
 from simulator.emission import Window, cancel_reason, emit_week
+from simulator.files import INTERVENTION_CONTACTS_FILE, INTERVENTION_EFFECTS_FILE
+from simulator.interventions import Contacts, InterventionPolicy, PolicyRun
 from simulator.population import (
     BUSINESS_WORDS,
     COUNTRIES,
@@ -57,6 +59,26 @@ TRUTH_SCHEMA = pa.schema(
         ("label", pa.int8()),
     ]
 )
+# With the ``interventions`` option: the true effects (one row per supplier) and every contact
+# the policy decided (delivered, or withheld from the held-out group), beside truth.parquet.
+INTERVENTION_EFFECTS_SCHEMA = pa.schema(
+    [
+        ("supplier_id", pa.string()),
+        ("held_out", pa.bool_()),
+        ("responder", pa.bool_()),
+        ("segment", pa.string()),  # the subscription tier at signup
+        *((f"effect_{kind}", pa.float64()) for kind in contract.INTERVENTION_TYPES),
+    ]
+)
+INTERVENTION_CONTACTS_SCHEMA = pa.schema(
+    [
+        ("supplier_id", pa.string()),
+        ("sent_at", contract.TIMESTAMP),
+        ("intervention_type", pa.string()),
+        ("rule", pa.string()),
+        ("held_out", pa.bool_()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,11 @@ class SimulationConfig:
     * ``feature_effects``: adopted core features shift the churn hazard (payments and journeys
       retain, the document library and analytics signal leaving) and disengaging suppliers use
       the document library and analytics more.
+
+    ``interventions`` (None, or a policy with ``enabled: false``, is off) applies an
+    intervention policy with known effects inside the simulation: delivered contacts fill
+    ``interventions_log`` and lift the supplier's latent state, and the truth gains the held-out
+    group, the would-be contacts and each supplier's true effects (simulator/interventions.py).
     """
 
     suppliers: int = 2000
@@ -89,6 +116,7 @@ class SimulationConfig:
     yearly_share: float = 0.0
     cancel_at_renewal: bool = False
     feature_effects: bool = False
+    interventions: InterventionPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.suppliers < 1 or self.days < 28:
@@ -107,6 +135,18 @@ class SimulationConfig:
             )
         if not 0.0 <= self.yearly_share <= 1.0:  # also rejects NaN
             raise ValueError(f"yearly_share must be in [0, 1], got {self.yearly_share}")
+        if self.interventions is not None and not isinstance(
+            self.interventions, InterventionPolicy
+        ):
+            raise ValueError(
+                "interventions must be an InterventionPolicy (simulator.interventions), got "
+                f"{type(self.interventions).__name__}"
+            )
+
+    @property
+    def policy(self) -> InterventionPolicy | None:
+        """The intervention policy in force (None when absent or disabled)."""
+        return self.interventions if self.interventions and self.interventions.enabled else None
 
 
 @dataclass
@@ -126,6 +166,9 @@ class SimulationSummary:
     history_start_day: int = 0  # day of the simulation the export's history starts on
     signed_up_before_history: int = 0  # exported suppliers whose signup precedes the history
     cancelled_before_history: int = 0  # suppliers left out: they cancelled before it
+    # With an intervention policy (delivered contacts are rows["interventions_log"]):
+    held_out_suppliers: int = 0  # exported suppliers of the held-out group
+    withheld_contacts: int = 0  # contacts the held-out group would have received
 
     @property
     def monthly_churn_rate(self) -> float:
@@ -178,7 +221,14 @@ class _Simulation:
         days = np.arange(7 * (self.n_weeks + horizon_weeks + 1))
         daily = season_table(COUNTRIES, (doy0 + days) % 365.25)  # (country, vendor, day)
         self.weekly_season = daily.reshape(len(COUNTRIES), daily.shape[1], -1, 7).mean(-1)
-        self.static = Static.of(self.pop, feature_effects=config.feature_effects)
+        policy = config.policy
+        self.policy = None if policy is None else PolicyRun(policy, self.pop, config.seed)
+        self.static = Static.of(
+            self.pop,
+            feature_effects=config.feature_effects,
+            lift_decay=1.0 if policy is None else policy.lift_decay,
+            lift_hazard=0.0 if policy is None else policy.hazard_weight,
+        )
         self.cancel_time = np.full(config.suppliers, np.inf)
         self.final_tier = self.pop.tier0.copy()
 
@@ -233,7 +283,7 @@ class _Simulation:
             if t.name not in ("suppliers", "cancellations")
         }
         truth_parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
-        state = initial_state(pop)
+        state = initial_state(pop, lift=self.policy is not None)
         h = cfg.history_start_days
         n_tickets = n_events = 0
         supplier_days = 0.0
@@ -244,6 +294,8 @@ class _Simulation:
             if week > 0 and lo % cfg.truth_every_days == 0 and lo + cfg.horizon_days <= cfg.days:
                 active = np.flatnonzero(alive & (pop.signup_time <= lo))
                 truth_parts.append((active, lo, *self._truth(state, active, week)))
+            # The policy decides on what the app saw up to the week's start (option).
+            due = None if self.policy is None else self.policy.decide(week, alive, state.tier)
             # Cancellations during the week, at a uniform time within it (or on the renewal day).
             present = alive & (pop.signup_time < hi)
             hazard = weekly_churn_hazard(state, self.static, ctx)
@@ -252,6 +304,11 @@ class _Simulation:
             t_cancel = lo + 7 * u if ctx.renews is None else bill_day + u
             churn &= t_cancel < hi
             self.cancel_time[churn] = t_cancel[churn]
+            if due is not None:  # contacts reach suppliers still there; the lift joins the state
+                assert self.policy is not None and state.lift is not None
+                delivered, lift = self.policy.settle(due, self.cancel_time)
+                state = replace(state, lift=state.lift + lift)
+                writers["interventions_log"].add(self._interventions_log(delivered))
             win = Window(
                 start=np.where(present, np.maximum(lo, pop.signup_time), np.inf),
                 end=np.where(present, np.minimum(hi, self.cancel_time), -np.inf),
@@ -272,6 +329,8 @@ class _Simulation:
                 self.rng,
                 feature_effects=cfg.feature_effects,
             )
+            if self.policy is not None:  # the app sees everything, an export's cut aside
+                self.policy.observe(week, rows)
             if h:
                 rows = _from_history_start(rows, h)
             n_tickets, n_events = self._add(writers, rows, n_tickets, n_events)
@@ -298,6 +357,8 @@ class _Simulation:
         summary.rows["suppliers"] = self._write_suppliers(raw)
         summary.rows["cancellations"] = self._write_cancellations(raw, state)
         self._write_truth(truth_path, truth_parts, summary)
+        if self.policy is not None:
+            self._write_intervention_truth(truth_path.parent, summary)
         return summary
 
     @property
@@ -317,6 +378,65 @@ class _Simulation:
             self.cfg.truth_paths,
             self.cfg.threads,
         )
+
+    def _interventions_log(self, delivered: Contacts) -> pa.Table:
+        """The delivered contacts as ``interventions_log`` rows (from the history start on)."""
+        keep = delivered.sent_at >= self.cfg.history_start_days
+        return self._table(
+            "interventions_log",
+            {
+                "supplier_id": self.sid(delivered.supplier[keep]),
+                "sent_at": self.ts(delivered.sent_at[keep]),
+                "intervention_type": pa.array(
+                    np.asarray(contract.INTERVENTION_TYPES)[delivered.kind[keep]].astype(str),
+                    pa.string(),
+                ),
+            },
+        )
+
+    def _write_intervention_truth(self, folder: Path, summary: SimulationSummary) -> None:
+        """The policy's truth: per exported supplier its group, whether it responds and its
+        true effect of each type; and every contact decided from the history start on (held
+        out: what the supplier would have received)."""
+        assert self.policy is not None
+        run, kept = self.policy, np.flatnonzero(self.exported)
+        a = run.assignment
+        effects = {
+            f"effect_{kind}": pa.array(a.effect[kept, k].astype(np.float64))
+            for k, kind in enumerate(contract.INTERVENTION_TYPES)
+        }
+        table = pa.table(
+            {
+                "supplier_id": self.sid(kept),
+                "held_out": pa.array(a.held_out[kept]),
+                "responder": pa.array(a.responder[kept]),
+                "segment": pa.array(
+                    np.asarray(contract.SUBSCRIPTION_TIERS)[self.pop.tier0[kept]].astype(str)
+                ),
+                **effects,
+            },
+            schema=INTERVENTION_EFFECTS_SCHEMA,
+        )
+        pq.write_table(table, folder / INTERVENTION_EFFECTS_FILE, compression="zstd")
+        contacts = run.contacts()
+        contacts = contacts.take(contacts.sent_at >= self.cfg.history_start_days)
+        rule_names = np.asarray([rule.name for rule in run.policy.rules] or [""])
+        table = pa.table(
+            {
+                "supplier_id": self.sid(contacts.supplier),
+                "sent_at": self.ts(contacts.sent_at),
+                "intervention_type": pa.array(
+                    np.asarray(contract.INTERVENTION_TYPES)[contacts.kind].astype(str),
+                    pa.string(),
+                ),
+                "rule": pa.array(rule_names[contacts.rule].astype(str), pa.string()),
+                "held_out": pa.array(contacts.held_out),
+            },
+            schema=INTERVENTION_CONTACTS_SCHEMA,
+        )
+        pq.write_table(table, folder / INTERVENTION_CONTACTS_FILE, compression="zstd")
+        summary.held_out_suppliers = int(a.held_out[kept].sum())
+        summary.withheld_contacts = int(contacts.held_out.sum())
 
     @staticmethod
     def _table(name: str, columns: dict[str, pa.Array]) -> pa.Table:

@@ -96,10 +96,22 @@ def simulate(
             "the document library and analytics more.",
         ),
     ] = False,
+    interventions: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Apply the intervention policy of this YAML file (e.g. "
+            "experiments/sim_interventions.yaml): delivered contacts fill interventions_log "
+            "and change behaviour by known effects, written with the held-out group beside "
+            "the truth.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Simulate supplier behaviour; write a contract folder and the true churn probabilities."""
     from simulator import SimulationConfig
+    from simulator.interventions import load_policy
     from wedsync_cs.jobs import run_simulation
 
     try:
@@ -116,6 +128,7 @@ def simulate(
             yearly_share=yearly_share,
             cancel_at_renewal=cancel_at_renewal,
             feature_effects=feature_effects,
+            interventions=None if interventions is None else load_policy(interventions),
         )
         run_simulation(config, out, overwrite=overwrite)
     except (FileExistsError, ValueError) as err:
@@ -346,6 +359,50 @@ def score_daily(
         raise typer.Exit(1) from err
     except (DatabaseNotReadyError, LookupError, ValueError) as err:
         _fail(str(err))
+
+
+@app.command()
+def deliver(
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Deliver at most this many (the most urgent).")
+    ] = None,
+    retry: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Make this failed execution due again first (for example one whose outcome "
+            "was unknown, after checking the mail server's log); repeatable."
+        ),
+    ] = None,
+) -> None:
+    """Deliver the due interventions: emails (SMTP with CS_SMTP_URL, else the Maildir under
+    CS_HOME/outbox), in-app messages and feature tours, and calls booked for agents; failed
+    ones are retried with backoff (score-daily runs this after recording the day's)."""
+    from datetime import UTC, datetime
+
+    from serving.db.migrate import DatabaseNotReadyError, require_current
+    from serving.dispatch import retry as make_due
+    from wedsync_cs.daily_job import deliver as run_delivery
+    from wedsync_cs.daily_job import print_delivery
+    from wedsync_cs.database import operational_engine
+
+    settings = get_settings()
+    settings.ensure_home()
+    engine = operational_engine(settings)
+    try:
+        require_current(engine)
+        for execution in retry or []:
+            if not make_due(engine, execution, datetime.now(UTC)):
+                _fail(f"execution {execution!r} is not a failed execution waiting for a retry")
+        report = run_delivery(settings, engine, limit)
+    except DatabaseNotReadyError as err:
+        _fail(str(err))
+        raise
+    except ValueError as err:  # a bad CS_SMTP_URL
+        _fail(str(err))
+        raise
+    finally:
+        engine.dispose()
+    print_delivery(report)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from wedsync_cs.settings import Settings
 
 if TYPE_CHECKING:  # the job imports its parts when it runs
     from serving.automation import DayInterventions
+    from serving.dispatch import DispatchReport
 
 CHUNK_ROWS = 20_000  # rows scored at a time: bounds the memory of the TreeSHAP matrices
 
@@ -46,6 +48,7 @@ class DailyRun:
     build_seconds: dict[str, float] = field(default_factory=dict)  # the feature build's parts
     keys_forgotten: int = 0  # Idempotency-Keys past their retention
     interventions: DayInterventions | None = None  # what the rules recorded (not a backfill)
+    delivery: DispatchReport | None = None  # what the outbox delivered (not a backfill)
 
     @property
     def unscored(self) -> int:
@@ -188,7 +191,7 @@ def _score_and_store(
     from serving.due import SupplierState
     from serving.rules import load_rules
     from serving.scorer import Scorer
-    from serving.states import supplier_states
+    from serving.states import message_facts, supplier_states
     from training.registry import CHURN_MODEL, HEALTH_MODEL
     from training.timing import TIMING_MODEL
 
@@ -213,6 +216,7 @@ def _score_and_store(
     health_rows: list[dict] = []
     prediction_rows: list[dict] = []
     states: list[SupplierState] = []
+    facts: dict[str, dict] = {}
     computed_at = datetime.now(UTC)
     versions = ServedVersions(
         churn=champions.churn_version,
@@ -232,10 +236,12 @@ def _score_and_store(
             health_rows += h
             prediction_rows += p
             ok = assessment.scores["scored"].to_numpy(bool)
-            states += supplier_states(
-                features.iloc[start : start + CHUNK_ROWS][ok],
-                assessment.scores[ok],
-                [r["trend"] for r in h],
+            scored_rows = features.iloc[start : start + CHUNK_ROWS][ok]
+            states += supplier_states(scored_rows, assessment.scores[ok], [r["trend"] for r in h])
+            facts.update(
+                zip(
+                    scored_rows["supplier_id"].astype(str), message_facts(scored_rows), strict=True
+                )
             )
             _count(run, assessment.scores)
             bar.update(len(part))
@@ -259,8 +265,12 @@ def _score_and_store(
             share=settings.control_share,
             retention_values={r["supplier_id"]: r["ltv_at_risk"] for r in prediction_rows},
             agents=dict(zip(directory["supplier_id"], directory["agent_id"], strict=True)),
+            facts=facts,
         )
         run.seconds["interventions"] = time.perf_counter() - began
+        began = time.perf_counter()
+        run.delivery = deliver(settings, engine)
+        run.seconds["deliver"] = time.perf_counter() - began
     timing = (
         [
             {
@@ -294,6 +304,55 @@ def _score_and_store(
     return missing
 
 
+def deliver(settings: Settings, engine, limit: int | None = None) -> DispatchReport:
+    """Run the outbox's dispatcher once with the settings' mailer and policy."""
+    from serving.calls import BusinessHours
+    from serving.dispatch import DeliveryPolicy, Dispatcher
+    from serving.mail import mailer_for
+
+    policy = DeliveryPolicy(
+        sender=settings.mail_from,
+        max_attempts=settings.delivery_max_attempts,
+        backoff_seconds=settings.delivery_backoff_seconds,
+        lease_seconds=settings.delivery_lease_seconds,
+        hours=BusinessHours(*settings.business_hours),
+    )
+    mailer = mailer_for(settings.smtp_url, settings.maildir)
+    return Dispatcher(engine, mailer, policy).run(limit)
+
+
+def print_delivery(report: DispatchReport) -> None:
+    """The dispatcher's outcomes by channel and outcome, and by rule."""
+    if not report.total and not report.recovered:
+        typer.echo("  delivered: nothing was due")
+        return
+    by_channel: dict[str, Counter] = {}
+    for (_, channel, outcome), n in report.outcomes.items():
+        by_channel.setdefault(channel, Counter())[outcome] += n
+    typer.echo(
+        "  delivered: "
+        + "; ".join(
+            f"{channel} " + ", ".join(f"{o} {n:,}" for o, n in sorted(c.items()))
+            for channel, c in sorted(by_channel.items())
+        )
+    )
+    by_rule: dict[str, Counter] = {}
+    for (rule, _, outcome), n in report.outcomes.items():
+        by_rule.setdefault(rule, Counter())[outcome] += n
+    typer.echo(
+        "    by rule: "
+        + "; ".join(
+            f"{rule} " + ", ".join(f"{o} {n:,}" for o, n in sorted(c.items()))
+            for rule, c in sorted(by_rule.items(), key=lambda kv: -sum(kv[1].values()))
+        )
+    )
+    if report.recovered:
+        typer.echo(
+            "  interrupted deliveries found: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(report.recovered.items()))
+        )
+
+
 def _has_directory(engine) -> bool:
     from sqlalchemy import select
 
@@ -325,6 +384,8 @@ def _print_run(run: DailyRun, missing: int) -> None:
     typer.echo("  health: " + ", ".join(f"{b} {run.health_bands.get(b, 0):,}" for b in bands))
     if run.interventions is not None:
         _print_interventions(run.interventions)
+    if run.delivery is not None:
+        print_delivery(run.delivery)
     if run.keys_forgotten:
         typer.echo(f"  forgot {run.keys_forgotten:,} Idempotency-Keys past their retention")
     typer.echo(

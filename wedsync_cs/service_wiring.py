@@ -3,8 +3,17 @@ champion models, the online store, the tokens."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from serving.api.app import Backend
 from wedsync_cs.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from serving.api.auth import TokenBook
+    from serving.assessments import SupplierAssessments
+    from serving.rules import RuleSet
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -17,9 +26,7 @@ def build_backend(settings: Settings) -> Backend:
     from serving.api.auth import TokenBook
     from serving.assessments import SupplierAssessments
     from serving.db.migrate import require_current
-    from serving.interventions import InterventionRecorder
-    from serving.onboarding import OnboardingTracker
-    from serving.predictions import PredictionBook
+    from serving.rules import load_rules
     from serving.scorer import Scorer
     from training.registry import load_champions
     from wedsync_cs.database import operational_engine
@@ -37,11 +44,40 @@ def build_backend(settings: Settings) -> Backend:
             "`features build` and `features materialize`) first"
         )
     scorer = Scorer(champions, OnlineFeatureReader(open_store(config)))
+    return backend_of(
+        TokenBook(settings.api_tokens),
+        SupplierAssessments(scorer, engine),
+        engine,
+        load_rules(settings.rules_path),
+        settings,
+    )
+
+
+def backend_of(
+    tokens: TokenBook,
+    assessments: SupplierAssessments,
+    engine: Engine,
+    rules: RuleSet,
+    settings: Settings,
+) -> Backend:
+    """The backend's plain objects over one operational database."""
+    from serving.bulk import BulkOutreach
+    from serving.executions import ExecutionLog
+    from serving.in_app import InAppInbox
+    from serving.interventions import InterventionRecorder
+    from serving.onboarding import OnboardingTracker
+    from serving.predictions import PredictionBook
+    from serving.worklist import Worklists
+
     return Backend(
-        tokens=TokenBook(settings.api_tokens),
-        assessments=SupplierAssessments(scorer, engine),
+        tokens=tokens,
+        assessments=assessments,
         predictions=PredictionBook(engine),
         onboarding=OnboardingTracker(engine),
-        interventions=InterventionRecorder(engine),
+        interventions=InterventionRecorder(engine, rules=rules),
         engine=engine,
+        bulk=BulkOutreach(engine, rules, settings.control_salt, settings.control_share),
+        worklists=Worklists(engine),
+        inbox=InAppInbox(engine),
+        executions=ExecutionLog(engine),
     )

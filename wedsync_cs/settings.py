@@ -101,6 +101,37 @@ class Settings(BaseSettings):
         description="Salt of the control group's draw (a new salt draws new suppliers; those "
         "already drawn keep their draw).",
     )
+    smtp_url: str | None = Field(
+        default=None,
+        pattern=r"^smtps?://",
+        description="Send emails over SMTP: smtp://[user[:password]@]host[:port][?starttls=true]"
+        " (smtps:// for TLS from the start); default: written to the Maildir under "
+        "CS_HOME/outbox.",
+    )
+    mail_from: str = Field(
+        default="WedSync Customer Success <success@wedsync.example>",
+        min_length=3,
+        description="The From of the emails the engine sends.",
+    )
+    delivery_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Tries of a delivery before it is given up."
+    )
+    delivery_backoff_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Wait before the second try of a failed delivery; it doubles each try.",
+    )
+    delivery_lease_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="After this long a delivery claimed by a dispatcher that never recorded "
+        "the outcome is taken as interrupted (see docs/interventions.md).",
+    )
+    business_hours: tuple[int, int] = Field(
+        default=(9, 17),
+        description="The agents' working hours, UTC, as [start, end): calls are booked inside "
+        "them, Monday to Friday.",
+    )
     idempotency_days: int = Field(
         default=7,
         ge=1,
@@ -118,6 +149,14 @@ class Settings(BaseSettings):
     def _grants(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"role": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: tuple[int, int]) -> tuple[int, int]:
+        start, end = value
+        if not 0 <= start < end <= 24:
+            raise ValueError(f"business hours {value}: need 0 <= start < end <= 24")
         return value
 
     @property
@@ -154,6 +193,11 @@ class Settings(BaseSettings):
     def mlflow_artifact_root(self) -> Path:
         """Artifacts of every experiment, whatever the tracking store (never ./mlruns)."""
         return self.mlflow_dir / "artifacts"
+
+    @property
+    def maildir(self) -> Path:
+        """The Maildir emails are written to when no SMTP server is set."""
+        return self.home_dir / "outbox"
 
     @property
     def operational_database_url(self) -> str:

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
@@ -27,10 +28,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving.api import schemas
 from serving.api.auth import Principal, TokenBook
 from serving.assessments import ScorerBusyError, SupplierAssessments
-from serving.errors import ServingError, UnavailableError
+from serving.bulk import BulkOutreach
+from serving.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    ServingError,
+    UnavailableError,
+)
+from serving.executions import ExecutionLog
+from serving.in_app import InAppInbox
 from serving.interventions import InterventionRecorder
 from serving.onboarding import OnboardingTracker
 from serving.predictions import MAX_LIMIT, PredictionBook
+from serving.worklist import Worklists
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/customer-success"
@@ -48,6 +59,10 @@ class Backend:
     onboarding: OnboardingTracker
     interventions: InterventionRecorder
     engine: Engine
+    bulk: BulkOutreach
+    worklists: Worklists
+    inbox: InAppInbox
+    executions: ExecutionLog
 
     def database_reachable(self) -> bool:
         try:
@@ -58,9 +73,11 @@ class Backend:
         return True
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    body = schemas.ErrorResponse(error=schemas.ErrorBody(code=code, message=message))
-    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    body = schemas.ErrorResponse(error=schemas.ErrorBody(code=code, message=message, **extra))
+    return JSONResponse(
+        status_code=status, content=body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -102,6 +119,10 @@ async def _caller(
 
 
 Api = Annotated[Backend, Depends(_backend)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+]
 Caller = Annotated[Principal, Depends(_caller)]
 
 
@@ -131,6 +152,10 @@ def build_app(
 
     @app.exception_handler(ServingError)
     async def _serving_error(_: Request, err: ServingError) -> JSONResponse:
+        if isinstance(err, ConflictError) and err.cap:
+            return _error(
+                err.status, err.code, err.message, cap=err.cap, next_allowed_date=err.next_allowed
+            )
         return _error(err.status, err.code, err.message)
 
     @app.exception_handler(RequestValidationError)
@@ -199,19 +224,108 @@ def build_app(
         api: Api,
         who: Caller,
         request: Annotated[schemas.TriggerInterventionRequest, Body()],
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                min_length=1,
-                max_length=255,
-                pattern=r"^[\x21-\x7e]+$",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> JSONResponse:
         who.require("trigger")
         status, body = api.interventions.trigger(request, idempotency_key)
         return JSONResponse(status_code=status, content=body)
+
+    @app.get(
+        f"{PREFIX}/interventions",
+        response_model=schemas.ExecutionsResponse,
+        responses=_errors(*COMMON),
+        tags=["interventions"],
+    )
+    def interventions(
+        api: Api,
+        who: Caller,
+        user_id: Annotated[
+            str | None,
+            Query(alias="userId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
+        ] = None,
+        intervention_type: Annotated[
+            list[schemas.InterventionType] | None, Query(alias="interventionType")
+        ] = None,
+        status: Annotated[list[schemas.ExecutionStatus] | None, Query()] = None,
+        since: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> schemas.ExecutionsResponse:
+        who.require("read")
+        return schemas.ExecutionsResponse(
+            executions=api.executions.list(
+                user_id, intervention_type or (), status or (), since, limit
+            )
+        )
+
+    @app.post(
+        f"{PREFIX}/interventions/bulk",
+        response_model=schemas.BulkResponse,
+        responses=_errors(*COMMON, 409),
+        tags=["interventions"],
+    )
+    def bulk(
+        api: Api,
+        who: Caller,
+        request: Annotated[schemas.BulkInterventionRequest, Body()],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> JSONResponse:
+        who.require("bulk_dry_run" if request.dry_run else "bulk")
+        status, body = api.bulk.run(request, idempotency_key)
+        return JSONResponse(status_code=status, content=body)
+
+    @app.get(
+        f"{PREFIX}/worklist",
+        response_model=schemas.WorklistResponse,
+        responses=_errors(*COMMON, 404),
+        tags=["interventions"],
+    )
+    def worklist(
+        api: Api,
+        who: Caller,
+        agent_id: Annotated[
+            str | None,
+            Query(alias="agentId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
+        ] = None,
+        limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    ) -> schemas.WorklistResponse:
+        who.require("worklist")
+        if who.role != "admin":
+            if agent_id is not None and agent_id != who.agent_id:
+                raise ForbiddenError("an agent's token reads only its own worklist")
+            agent_id = agent_id or who.agent_id
+        if agent_id is None:
+            raise BadRequestError("agentId is required (this token is for no agent)")
+        return api.worklists.for_agent(agent_id, limit)
+
+    @app.get(
+        f"{PREFIX}/in-app/{{userId}}",
+        response_model=schemas.InAppMessagesResponse,
+        responses=_errors(*COMMON, 404),
+        tags=["interventions"],
+    )
+    def in_app_messages(
+        api: Api, who: Caller, user_id: Annotated[str, USER_ID]
+    ) -> schemas.InAppMessagesResponse:
+        who.require("read")
+        return schemas.InAppMessagesResponse(messages=api.inbox.pending(user_id))
+
+    @app.post(
+        f"{PREFIX}/in-app/{{messageId}}/ack",
+        response_model=schemas.SuccessResponse,
+        responses=_errors(*COMMON, 404, 409),
+        tags=["interventions"],
+    )
+    def in_app_ack(
+        api: Api,
+        who: Caller,
+        message_id: Annotated[
+            str, Path(alias="messageId", min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")
+        ],
+        request: Annotated[schemas.AckRequest, Body()],
+    ) -> schemas.SuccessResponse:
+        who.require("in_app")
+        api.inbox.ack(message_id, request.action)
+        return schemas.SuccessResponse()
 
     @app.post(
         f"{PREFIX}/onboarding/milestone",

@@ -14,7 +14,7 @@ from serving.errors import ForbiddenError, UnauthorizedError
 from wedsync_cs.settings import Role, TokenGrant
 
 # What each role may do; a role's permissions include those of the roles before it.
-_APP: Final = frozenset({"read", "trigger", "milestone", "model"})
+_APP: Final = frozenset({"read", "trigger", "milestone", "model", "in_app"})
 _AGENT: Final = _APP | {"worklist", "bulk_dry_run"}
 _ADMIN: Final = _AGENT | {"bulk", "any_worklist", "kpis", "agents"}
 PERMISSIONS: Final[dict[Role, frozenset[str]]] = {"app": _APP, "cs_agent": _AGENT, "admin": _ADMIN}

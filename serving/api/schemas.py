@@ -26,6 +26,17 @@ MilestoneType = Literal[
 ]  # fmt: skip
 
 
+ExecutionStatus = Literal["scheduled", "held_out", "sent", "failed", "completed", "cancelled"]
+SubscriptionTier = Literal["starter", "professional", "scale", "enterprise"]
+VendorType = Literal[
+    "photographer", "videographer", "venue", "florist", "caterer", "planner", "dj_band",
+    "baker", "hair_makeup", "stationer", "other",
+]  # fmt: skip
+AgentId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+
+
 class Wire(BaseModel):
     """camelCase on the wire, snake_case in Python."""
 
@@ -44,6 +55,9 @@ class Request(Wire):
 class ErrorBody(Wire):
     code: str
     message: str
+    # a 409 of a cap: which cap, and the first day the intervention would be allowed
+    cap: Literal["rule_cap", "fatigue_cap"] | None = None
+    next_allowed_date: date | None = None
 
 
 class ErrorResponse(Wire):
@@ -131,7 +145,7 @@ class ExecutionSummary(Wire):
     id: str
     user_id: str
     intervention_type: InterventionType
-    status: Literal["scheduled", "held_out", "sent", "failed", "completed", "cancelled"]
+    status: ExecutionStatus
     scheduled_at: datetime
     reason: str
     priority: Priority
@@ -140,6 +154,117 @@ class ExecutionSummary(Wire):
 class TriggerResponse(Wire):
     success: Literal[True] = True
     execution: ExecutionSummary
+
+
+class Execution(Wire):
+    """An intervention execution (the contract's ``Execution``, with its delivery state)."""
+
+    id: str
+    user_id: str
+    intervention_type: InterventionType
+    status: ExecutionStatus
+    scheduled_at: datetime
+    executed_at: datetime | None
+    reason: str
+    priority: Priority
+    triggered_by: str  # a rule name, or "manual"
+    health_score_at_trigger: float | None
+    churn_probability_at_trigger: float | None
+    estimated_retention_value: float | None
+    channel: Literal["email", "in_app", "call"]
+    agent_id: str | None
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+class ExecutionsResponse(Wire):
+    success: Literal[True] = True
+    executions: list[Execution]
+
+
+class BulkFilter(Request):
+    risk_level: list[ChurnLevel] | None = Field(default=None, max_length=4)
+    tier: list[SubscriptionTier] | None = Field(default=None, max_length=4)
+    vendor_type: list[VendorType] | None = Field(default=None, max_length=11)
+    agent_id: AgentId | None = None
+    min_churn_probability: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+
+
+class BulkInterventionRequest(Request):
+    filter: BulkFilter
+    intervention_type: InterventionType
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    priority: Priority
+    dry_run: bool
+    # the dry run's ``selection``: the execution is refused (409) if the set changed since
+    selection: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    customization: Customization | None = None
+
+
+class BulkExcluded(Wire):
+    control_group: int
+    rule_cap: int
+    fatigue_cap: int
+    not_active: int
+
+
+class BulkResponse(Wire):
+    success: Literal[True] = True
+    dry_run: bool
+    matched: int
+    to_contact: int
+    excluded: BulkExcluded
+    selection: str  # a hash of the suppliers to contact: pass it back to run exactly that set
+    execution_ids: list[str] | None = None
+
+
+class LastContact(Wire):
+    at: datetime
+    intervention_type: InterventionType
+    status: ExecutionStatus
+    triggered_by: str
+
+
+class WorklistItem(Wire):
+    user_id: str
+    business_name: str | None
+    churn_probability: float = Field(ge=0, le=1)
+    ltv_at_risk: float
+    expected_loss: float  # churn probability x LTV (the ranking)
+    factors: dict[str, float]  # the factor families that push the churn probability up most
+    suggested_action: str
+    booked_call: datetime | None  # a call or support session booked for this agent
+    last_contact: LastContact | None
+    control_group: bool  # in the control group: no automated contact, a person may still call
+
+
+class WorklistResponse(Wire):
+    success: Literal[True] = True
+    agent_id: str
+    capacity: int
+    items: list[WorklistItem]
+
+
+class InAppMessageOut(Wire):
+    id: str
+    kind: Literal["in_app_message", "feature_tour"]
+    title: str
+    body: str
+    created_at: datetime
+
+
+class InAppMessagesResponse(Wire):
+    success: Literal[True] = True
+    messages: list[InAppMessageOut]
+
+
+class AckRequest(Request):
+    action: Literal["seen", "dismissed", "completed"]
+
+
+class SuccessResponse(Wire):
+    success: Literal[True] = True
 
 
 # ----- onboarding -------------------------------------------------------------------------

@@ -172,13 +172,17 @@ class SupportInteraction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.supplier_id"), index=True)
     agent_id: Mapped[str | None] = mapped_column(ForeignKey("cs_agents.agent_id"))
+    # the execution that scheduled it (a call or support session); one per execution
     execution_id: Mapped[str | None] = mapped_column(
-        ForeignKey("intervention_executions.id"), index=True
+        ForeignKey("intervention_executions.id"), index=True, unique=True
     )
     kind: Mapped[str] = mapped_column(String(40))
+    # when it happened, or for a scheduled call the slot it is booked for
     occurred_at: Mapped[datetime] = mapped_column(INSTANT)
-    outcome: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(40))  # "scheduled" until it is done
     notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_support_interactions_agent_time", "agent_id", "occurred_at"),)
 
 
 class AutomatedIntervention(Base):
@@ -225,6 +229,14 @@ class InterventionExecution(Base):
     # execution per supplier, rule and day, so a rerun of the day adds none)
     day: Mapped[date | None] = mapped_column(Date)
     rules_version: Mapped[str | None] = mapped_column(String(64))
+    # delivery (the outbox, serving.dispatch): tries so far, the last error, when the next try
+    # is due (None: no further try), the instant a dispatcher claimed it for sending (None:
+    # not being sent) and the sent email's Message-ID
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(INSTANT)
+    claimed_at: Mapped[datetime | None] = mapped_column(INSTANT)
+    message_id: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index(
@@ -241,6 +253,27 @@ class InterventionExecution(Base):
             unique=True,
         ),
     )
+
+
+class InAppMessage(Base):
+    """An in-app message or feature tour for the app to show: pending until the supplier has
+    seen, dismissed or completed it (one per execution)."""
+
+    __tablename__ = "in_app_messages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("intervention_executions.id"), unique=True
+    )
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.supplier_id"))
+    kind: Mapped[str] = mapped_column(String(20))  # in_app_message | feature_tour
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # pending | seen | dismissed | completed
+    created_at: Mapped[datetime] = mapped_column(INSTANT)
+    acted_at: Mapped[datetime | None] = mapped_column(INSTANT)
+
+    __table_args__ = (Index("ix_in_app_messages_supplier_status", "supplier_id", "status"),)
 
 
 class ControlGroupMember(Base):

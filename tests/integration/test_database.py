@@ -229,12 +229,52 @@ def test_concurrent_retries_of_one_key_record_one_execution(engine: Engine) -> N
         recorder.trigger(other, "key-1")
     with pytest.raises(NotFoundError):
         recorder.trigger(request.model_copy(update={"user_id": "nobody"}), "key-2")
-    status, body = recorder.trigger(request)  # no key: a new execution each time
+    call = request.model_copy(update={"intervention_type": "phone_call"})
+    status, body = recorder.trigger(call)  # no key: a new execution each time
     assert status == 201 and body["execution"]["id"] != answers[0][1]["execution"]["id"]
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 2
         keys = connection.scalar(select(func.count()).select_from(IdempotencyKey))
     assert keys == 1  # the refused and the failed requests left no key
+
+
+def test_manual_caps_hold_across_concurrent_requests_and_name_the_day(engine: Engine) -> None:
+    """12 threads trigger the same type for one supplier at once, without keys: the supplier's
+    row is locked for the cap check, so exactly one gets through; the others are refused with
+    the day it is allowed again. An email by hand is held back by the fatigue cap; a call,
+    a person's decision, is not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.api.schemas import TriggerInterventionRequest
+    from serving.errors import ConflictError
+    from serving.interventions import InterventionRecorder
+
+    _directory(engine)
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    recorder = InterventionRecorder(engine, clock=lambda: now)
+
+    def trigger(kind: str) -> object:
+        request = TriggerInterventionRequest(
+            user_id="s2", intervention_type=kind, reason="check-in", priority="medium"
+        )
+        try:
+            return recorder.trigger(request)[0]
+        except ConflictError as error:
+            return error
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(lambda _: trigger("feature_tour"), range(12)))
+    assert sum(o == 201 for o in outcomes) == 1
+    refused = [o for o in outcomes if isinstance(o, ConflictError)]
+    assert len(refused) == 11
+    assert {(e.cap, e.next_allowed) for e in refused} == {("rule_cap", date(2026, 12, 10))}
+    assert trigger("in_app_message") == 201  # the second contact of the 7 days
+    held = trigger("email_sequence")  # a third automated contact: the fatigue cap
+    assert isinstance(held, ConflictError) and held.cap == "fatigue_cap"
+    assert held.next_allowed == date(2026, 12, 10)
+    assert trigger("phone_call") == 201  # a person's call may go beyond it
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 3
 
 
 def test_milestones_are_recorded_once_and_progress_is_read_back(engine: Engine) -> None:
@@ -281,7 +321,8 @@ def test_keys_past_their_retention_are_forgotten_and_recent_ones_replayed(engine
         kept = connection.scalars(select(IdempotencyKey.key)).all()
     assert kept == ["recent-key"]
     assert recent.trigger(request, "recent-key")[1] == first_recent  # replayed, not re-run
-    _, again = recent.trigger(request, "old-key")  # forgotten: a new request
+    call = request.model_copy(update={"intervention_type": "phone_call"})  # (email: capped)
+    _, again = recent.trigger(call, "old-key")  # forgotten: a new request
     assert again["execution"]["id"] != first_old["execution"]["id"]
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 3

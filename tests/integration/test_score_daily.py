@@ -282,7 +282,12 @@ def test_the_days_due_rules_are_recorded_once_and_the_control_group_held_out(
     assert held.any() and (~held).any()
     assert (executions.loc[held, "supplier_id"].map(control)).all()
     assert not (executions.loc[~held, "supplier_id"].map(control)).any()
-    assert (executions.loc[~held, "status"] == "scheduled").all()
+    # the outbox delivered the scheduled ones (the Maildir, the app's messages, agents' calls)
+    # and nothing of the held-out ones
+    assert (executions.loc[~held, "status"] == "sent").all(), executions["status"].value_counts()
+    assert "delivered: " in first.output
+    delivered = _delivered(served, url)
+    assert set(delivered) == set(executions.loc[~held, "id"])
     # the executions are the rules' decisions for the stored scores (no earlier contacts)
     row = executions.iloc[0]
     assert row["reason"].startswith(f"{row['triggered_by']}: ")
@@ -305,3 +310,28 @@ def test_the_days_due_rules_are_recorded_once_and_the_control_group_held_out(
     engine.dispose()
     assert count == len(executions)
     assert f"{len(executions):,} due were recorded by an earlier run of the day" in again.output
+    assert "delivered: nothing was due" in again.output
+    assert _delivered(served, url) == delivered  # nothing sent again (same files, same times)
+
+
+def _delivered(served: ServedHome, url: str) -> dict[str, int]:
+    """The executions of this database that reached their channel: a Maildir file (the home's
+    outbox, shared with other tests' databases; its write time), an in-app message or a
+    booked support interaction (0); each at most once."""
+    from serving.db.models import InAppMessage, InterventionExecution, SupportInteraction
+
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        ids = set(connection.scalars(select(InterventionExecution.id)))
+        in_app = list(connection.scalars(select(InAppMessage.execution_id)))
+        calls = list(connection.scalars(select(SupportInteraction.execution_id)))
+    engine.dispose()
+    new = Settings(home=served.home).maildir / "new"
+    emails = {
+        p.name.split(".")[0]: p.stat().st_mtime_ns
+        for p in new.iterdir()
+        if p.name.split(".")[0] in ids
+    }
+    others = in_app + calls
+    assert len(others) == len(set(others)) and not set(others) & set(emails)
+    return {**emails, **dict.fromkeys(others, 0)}

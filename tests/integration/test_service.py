@@ -472,15 +472,14 @@ def test_a_route_answers_503_when_the_database_goes_away(served) -> None:
 
     from feature_repo.readers import OnlineFeatureReader
     from feature_repo.store import open_store
-    from serving.api.app import Backend, build_app
+    from serving.api.app import build_app
     from serving.api.auth import TokenBook
     from serving.assessments import SupplierAssessments
-    from serving.interventions import InterventionRecorder
-    from serving.onboarding import OnboardingTracker
-    from serving.predictions import PredictionBook
+    from serving.rules import load_rules
     from serving.scorer import Scorer
     from training.registry import load_champions
     from wedsync_cs.feature_jobs import store_config
+    from wedsync_cs.service_wiring import backend_of
 
     settings = Settings(home=served.home, api_tokens={"t": "app"})
     gone = engine_for("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
@@ -488,13 +487,12 @@ def test_a_route_answers_503_when_the_database_goes_away(served) -> None:
         load_champions(settings.tracking_uri, 1),
         OnlineFeatureReader(open_store(store_config(settings))),
     )
-    backend = Backend(
-        tokens=TokenBook(settings.api_tokens),
-        assessments=SupplierAssessments(scorer, gone),
-        predictions=PredictionBook(gone),
-        onboarding=OnboardingTracker(gone),
-        interventions=InterventionRecorder(gone),
-        engine=gone,
+    backend = backend_of(
+        TokenBook(settings.api_tokens),
+        SupplierAssessments(scorer, gone),
+        gone,
+        load_rules(settings.rules_path),
+        settings,
     )
     headers = {"Authorization": "Bearer t"}
     with TestClient(build_app(lambda: backend)) as client:
@@ -518,15 +516,14 @@ def test_a_short_request_waits_in_the_pool_while_the_scorer_is_busy(served) -> N
 
     from feature_repo.readers import OnlineFeatureReader
     from feature_repo.store import open_store
-    from serving.api.app import Backend, build_app
+    from serving.api.app import build_app
     from serving.api.auth import TokenBook
     from serving.assessments import ScorerBusyError, SupplierAssessments
-    from serving.interventions import InterventionRecorder
-    from serving.onboarding import OnboardingTracker
-    from serving.predictions import PredictionBook
+    from serving.rules import load_rules
     from serving.scorer import Scorer
     from training.registry import load_champions
     from wedsync_cs.feature_jobs import store_config
+    from wedsync_cs.service_wiring import backend_of
 
     settings = Settings(home=served.home, api_tokens={"t": "app"})
     engine = _engine(served)
@@ -535,13 +532,12 @@ def test_a_short_request_waits_in_the_pool_while_the_scorer_is_busy(served) -> N
         OnlineFeatureReader(open_store(store_config(settings))),
     )
     assessments = SupplierAssessments(scorer, engine)
-    backend = Backend(
-        tokens=TokenBook(settings.api_tokens),
-        assessments=assessments,
-        predictions=PredictionBook(engine),
-        onboarding=OnboardingTracker(engine),
-        interventions=InterventionRecorder(engine),
-        engine=engine,
+    backend = backend_of(
+        TokenBook(settings.api_tokens),
+        assessments,
+        engine,
+        load_rules(settings.rules_path),
+        settings,
     )
     supplier = served.active_ids()[0]
     held, release = threading.Event(), threading.Event()
