@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 
-def _settings(workdir: str, database_url: str | None, tag: str):
+def _settings(workdir: str, database_url: str | None, tag: str, smtp_url: str | None = None):
     from wedsync_cs.settings import Settings
 
     root = Path(workdir)
@@ -23,7 +23,34 @@ def _settings(workdir: str, database_url: str | None, tag: str):
         home=root / f"home_daily_{tag}",
         mlflow_tracking_uri=tracking,
         database_url=database_url,
+        smtp_url=smtp_url,
     )
+
+
+class SmtpSink:
+    """A local SMTP server (aiosmtpd) that counts what it receives: the benchmark's mail
+    server, so that the daily job's emails cross a real SMTP connection."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from wedsync_cs.demo_api import free_port
+
+        self.received = 0
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's)
+        self.received += 1
+        return "250 OK"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.controller.stop()
 
 
 def postgres_database() -> str:
@@ -50,14 +77,16 @@ def stage_export(workdir: str, source: str, tag: str) -> dict:
     return {"files": len(files)}
 
 
-def yesterday(workdir: str, database_url: str | None, tag: str) -> dict:
+def yesterday(
+    workdir: str, database_url: str | None, tag: str, smtp_url: str | None = None
+) -> dict:
     """The day before: yesterday's folder built, materialised and scored into the database."""
     from serving.db.migrate import upgrade
     from wedsync_cs.daily_job import score_daily
     from wedsync_cs.database import operational_engine
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    settings = _settings(workdir, database_url, tag)
+    settings = _settings(workdir, database_url, tag, smtp_url)
     engine = operational_engine(settings)
     upgrade(engine)
     engine.dispose()
@@ -65,13 +94,15 @@ def yesterday(workdir: str, database_url: str | None, tag: str) -> dict:
     return {"day": str(run.day), "scored": run.scored, "seconds": run.seconds}
 
 
-def today(workdir: str, database_url: str | None, tag: str) -> dict:
+def today(workdir: str, database_url: str | None, tag: str, smtp_url: str | None = None) -> dict:
     """Today's run over yesterday's state: the measured one."""
     from wedsync_cs.daily_job import score_daily
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    settings = _settings(workdir, database_url, tag)
+    settings = _settings(workdir, database_url, tag, smtp_url)
     run = score_daily(settings, Path(workdir) / f"daily_raw_{tag}")
+    interventions = run.interventions
+    delivery = run.delivery
     return {
         "day": str(run.day),
         "active": run.active,
@@ -80,4 +111,13 @@ def today(workdir: str, database_url: str | None, tag: str) -> dict:
         "stage_seconds": {k: round(v, 1) for k, v in run.seconds.items()},
         "job_wall_seconds": round(run.wall_seconds, 1),
         "feature_build_seconds": run.build_seconds,
+        "executions": {
+            "scheduled": sum(interventions.scheduled.values()) if interventions else 0,
+            "held_out": sum(interventions.held_out.values()) if interventions else 0,
+            "automation_rate": interventions.automation_rate if interventions else None,
+        },
+        "delivered": {
+            f"{channel} {outcome}": n
+            for (_, channel, outcome), n in (delivery.outcomes.items() if delivery else ())
+        },
     }

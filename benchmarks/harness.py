@@ -39,7 +39,8 @@ class Result:
 
     def line(self) -> str:
         return (
-            f"{self.name:<34} {self.seconds:8.1f} s  (target {self.target_seconds:5.0f} s, "
+            f"{self.name:<34} {self.seconds:8.{1 if self.seconds >= 1 else 3}f} s  "
+            f"(target {self.target_seconds:5.0f} s, "
             f"ratio {self.seconds / self.target_seconds:4.2f})  {self.peak_gb:5.2f} GB  "
             f"(target {self.target_gb:.0f} GB, ratio {self.peak_gb / self.target_gb:4.2f})"
         )

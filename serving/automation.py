@@ -10,15 +10,17 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from serving.db.migrate import insert_for
 from serving.db.models import AutomatedIntervention, ControlGroupMember, InterventionExecution
 from serving.due import Contact, SupplierState, due_interventions
-from serving.rules import RuleSet
+from serving.messages import TEMPLATES, check_templates
+from serving.rules import RuleSet, RulesFileError
 from serving.states import in_control_group
 
 # The channel of each intervention type (feature tours are shown in the app).
@@ -42,13 +44,32 @@ class DayInterventions:
     held_out: Counter[str] = field(default_factory=Counter)
     capped: Counter[str] = field(default_factory=Counter)  # "<rule> (<cap>)"
     already: int = 0  # due but recorded by an earlier run of the day
-    automated: int = 0  # of the scheduled
+    automated: int = 0  # of the scheduled: those no person has to carry out
+    manual: int = 0  # executions triggered by hand (API, bulk) during the day
 
     @property
     def automation_rate(self) -> float | None:
-        """Automated executions over all executions scheduled (None without any)."""
-        total = sum(self.scheduled.values())
+        """Automated executions over all executions of the day: the rules' scheduled ones and
+        those triggered by hand (None without any)."""
+        total = sum(self.scheduled.values()) + self.manual
         return self.automated / total if total else None
+
+
+def check_rule_templates(rules: RuleSet, folder: Path = TEMPLATES) -> None:
+    """Refuse rules whose template is missing or lacks a block its channel needs.
+
+    Raises:
+        RulesFileError: naming each rule and its template's problem.
+    """
+    problems = check_templates(
+        [(f"rule {r.name!r}", CHANNELS[r.intervention_type], r.template) for r in rules.rules],
+        folder,
+    )
+    if problems:
+        raise RulesFileError(
+            "the rules name templates that cannot be used:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 def sync_rules(connection: Connection, rules: RuleSet, now: datetime) -> None:
@@ -224,6 +245,15 @@ def record_day(
                 rows[start : start + 5000],
             )
             inserted.update((r[0], r[1]) for r in got)
+        out.manual = connection.scalar(
+            select(func.count())
+            .select_from(InterventionExecution)
+            .where(
+                InterventionExecution.triggered_by == "manual",
+                InterventionExecution.created_at >= now - timedelta(days=1),
+                InterventionExecution.created_at < now,
+            )
+        )
     automated_rules = {r.name for r in rules.rules if r.automated}
     for row in rows:
         if (row["supplier_id"], row["triggered_by"]) not in inserted:

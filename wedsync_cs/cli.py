@@ -46,6 +46,15 @@ def _setup_logging() -> None:
 @app.callback()
 def main() -> None:
     """Every command reads its configuration from ``CS_*`` environment variables."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as err:  # a bad CS_* variable: name it, no traceback
+        problems = "; ".join(
+            f"CS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors()
+        )
+        _fail(f"bad configuration: {problems}")
     _setup_logging()
 
 

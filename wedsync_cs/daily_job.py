@@ -84,8 +84,10 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
         RawDataError: the export breaks the contract.
     """
     from feature_repo.build import extends_last_build
+    from serving.automation import check_rule_templates
     from serving.db.migrate import require_current
     from serving.interventions import forget_idempotency_keys
+    from serving.rules import load_rules
     from training.registry import load_champions
     from wedsync_cs.database import operational_engine
     from wedsync_cs.feature_jobs import build_features
@@ -94,6 +96,7 @@ def score_daily(settings: Settings, raw: Path, as_of: date | None = None) -> Dai
     engine = operational_engine(settings)
     require_current(engine)
     champions = load_champions(settings.tracking_uri, settings.threads)
+    check_rule_templates(load_rules(settings.rules_path))  # before hours of work, not after
     settings.ensure_home()
     run = DailyRun(day=as_of or date.min, backfill=as_of is not None)
     typer.secho(f"Scoring the day of {raw}", bold=True)
@@ -185,7 +188,12 @@ def _score_and_store(
     from feature_repo.readers import FrameFeatureReader
     from serving.automation import record_day
     from serving.daily import ServedVersions, day_rows
-    from serving.db.directory import directory_rows, sync_milestones, write_directory
+    from serving.db.directory import (
+        directory_rows,
+        sync_interventions_log,
+        sync_milestones,
+        write_directory,
+    )
     from serving.db.models import ChurnPrediction, CustomerHealth
     from serving.db.scores import previous_scores, record_versions, upsert
     from serving.due import SupplierState
@@ -204,6 +212,8 @@ def _score_and_store(
             # a backfill never rolls the directory back to an older day
             write_directory(engine, rows)
             sync_milestones(engine, _contract_table(raw, "milestones"), end)
+            if (raw / "interventions_log.parquet").exists():  # an optional table
+                sync_interventions_log(engine, _contract_table(raw, "interventions_log"), end)
         active = directory[directory["status"] == "active"]
         run.active = len(active)
 
@@ -404,7 +414,9 @@ def _print_interventions(day: DayInterventions) -> None:
     typer.echo(f"  held out (control group): {counts(day.held_out)}")
     typer.echo(f"  capped: {counts(day.capped)}")
     typer.echo(
-        f"  automation rate {'n/a' if rate is None else f'{rate:.1%}'} of the rules' executions"
+        f"  automation rate {'n/a' if rate is None else f'{rate:.1%}'} "
+        f"({day.automated:,} automated of {sum(day.scheduled.values()):,} by the rules and "
+        f"{day.manual:,} by hand)"
         + (
             f"; {day.already:,} due were recorded by an earlier run of the day"
             if day.already

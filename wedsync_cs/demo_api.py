@@ -74,8 +74,9 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def exchanges(url: str, token: str) -> list[Exchange]:
-    """The contract's example requests against a ready service."""
+def exchanges(url: str, token: str, admin: str | None = None) -> list[Exchange]:
+    """The contract's example requests against a ready service (``admin``: a token of the
+    admin role for the interventions' routes)."""
     auth = {"Authorization": f"Bearer {token}"}
     client = httpx.Client(base_url=url, timeout=30, headers=auth)
     done: list[Exchange] = []
@@ -120,6 +121,34 @@ def exchanges(url: str, token: str) -> list[Exchange]:
     send("POST", "/score", {"userIds": [top, "sup_unknown"]})
     send("POST", "/explain", {"userId": top})
     send("GET", "/models")
+    # the interventions of the day: what the outbox delivered, the app's pending messages, an
+    # agent's worklist and a bulk campaign's dry run
+    tours = send(
+        "GET",
+        f"{PREFIX}/interventions",
+        params=[("interventionType", "feature_tour"), ("status", "sent"), ("limit", "1")],
+    )["executions"]
+    if tours:
+        send("GET", f"{PREFIX}/in-app/{tours[0]['userId']}")
+    if admin is not None:
+        boss = {"Authorization": f"Bearer {admin}"}
+        calls = send("GET", f"{PREFIX}/interventions", headers=boss, params={"limit": "20"})[
+            "executions"
+        ]
+        agent = next((e["agentId"] for e in calls if e["agentId"]), "agent_01")
+        send("GET", f"{PREFIX}/worklist", headers=boss, params={"agentId": agent, "limit": "3"})
+        send(
+            "POST",
+            f"{PREFIX}/interventions/bulk",
+            {
+                "filter": {"riskLevel": ["high", "critical"], "tier": ["professional", "scale"]},
+                "interventionType": "email_sequence",
+                "reason": "Spring season: plan your bookings with WedSync",
+                "priority": "medium",
+                "dryRun": True,
+            },
+            boss,
+        )
     r = httpx.get(f"{url}/models", timeout=30)
     done.append(Exchange("GET", "/models (no token)", None, r.status_code, r.json()))
     return done
@@ -152,16 +181,19 @@ def print_exchanges(done: list[Exchange]) -> None:
 
 def run_api_demo(log: Path) -> list[Exchange]:
     """Serve on a free port with a fresh demo token, send the examples, print, stop."""
-    token = secrets.token_urlsafe(24)
+    token, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     typer.secho(f"\nThe API: wedsync-cs serve --port {port} (log: {log})", bold=True)
-    process = start(port, {token: "app"}, log)
+    process = start(port, {token: "app", admin: "admin"}, log)
     try:
         began = time.monotonic()
         wait_ready(url, process)
-        typer.echo(f"  ready after {time.monotonic() - began:.1f} s; a demo token of role app")
-        done = exchanges(url, token)
+        typer.echo(
+            f"  ready after {time.monotonic() - began:.1f} s; demo tokens of the roles app and "
+            "admin"
+        )
+        done = exchanges(url, token, admin)
         print_exchanges(done)
     finally:
         stop(process)

@@ -42,6 +42,15 @@ def print_simulation(summary: SimulationSummary, out: Path) -> None:
                 f"{summary.cancelled_before_history:,} that cancelled before it left out",
             )
         )
+    if summary.held_out_suppliers or summary.withheld_contacts:
+        rows.append(
+            (
+                "intervention policy",
+                f"{summary.rows.get('interventions_log', 0):,} contacts delivered; "
+                f"{summary.held_out_suppliers:,} suppliers held out, "
+                f"{summary.withheld_contacts:,} contacts withheld from them",
+            )
+        )
     rows += [(f"rows: {name}", f"{n:,}") for name, n in sorted(summary.rows.items())]
     _echo_table(rows, "Simulation")
 

@@ -8,12 +8,13 @@ one transaction, so a directory is never half-updated.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from serving.db.migrate import insert_for
 from serving.db.models import CsAgent, SuccessMilestone, Supplier
@@ -182,3 +183,74 @@ def sync_milestones(
                 new[start : start + batch_rows],
             )
     return len(rows)
+
+
+def export_execution_id(supplier: str, sent_at: datetime, kind: str) -> str:
+    """The stable id of an export's delivered intervention (the same row, the same id)."""
+    return str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"wedsync-export:{supplier}:{sent_at.isoformat()}:{kind}")
+    )
+
+
+def sync_interventions_log(
+    engine: Engine, log: pd.DataFrame, as_of: datetime, batch_rows: int = 5000
+) -> int:
+    """Copy the export's ``interventions_log`` (interventions delivered outside the engine) up
+    to ``as_of`` into ``intervention_executions`` as ``sent`` executions triggered by
+    ``export``: the caps count them as contacts, and effect measurement sees them. Each row
+    once (a stable id); suppliers not in the directory are left out.
+
+    Returns:
+        The rows of the log up to ``as_of``.
+    """
+    from serving.db.models import InterventionExecution
+
+    channels = {
+        "email_sequence": "email",
+        "in_app_message": "in_app",
+        "feature_tour": "in_app",
+        "phone_call": "call",
+        "personalized_support": "call",
+    }
+    at = pd.Timestamp(as_of).tz_convert(UTC)
+    sent_at = pd.to_datetime(log["sent_at"], utc=True)
+    frame = log[sent_at <= at]
+    insert = insert_for(engine)
+    with engine.begin() as connection:
+        # rows older than the newest one copied, less a day, were copied by an earlier sync
+        newest = connection.scalar(
+            select(func.max(InterventionExecution.scheduled_at)).where(
+                InterventionExecution.triggered_by == "export"
+            )
+        )
+        if newest is not None:
+            frame = frame[sent_at[frame.index] > pd.Timestamp(newest) - pd.Timedelta(days=1)]
+        known = set(connection.scalars(select(Supplier.supplier_id)))
+        rows = []
+        for r in frame.itertuples(index=False):
+            if str(r.supplier_id) not in known:
+                continue
+            sent = pd.Timestamp(r.sent_at).tz_convert(UTC).to_pydatetime()
+            kind = str(r.intervention_type)
+            rows.append(
+                {
+                    "id": export_execution_id(str(r.supplier_id), sent, kind),
+                    "supplier_id": str(r.supplier_id),
+                    "intervention_type": kind,
+                    "status": "sent",
+                    "scheduled_at": sent,
+                    "executed_at": sent,
+                    "reason": "delivered outside the engine (the export's interventions_log)",
+                    "priority": "medium",
+                    "triggered_by": "export",
+                    "channel": channels[kind],
+                    "created_at": at.to_pydatetime(),
+                    "updated_at": at.to_pydatetime(),
+                }
+            )
+        for start in range(0, len(rows), batch_rows):
+            connection.execute(
+                insert(InterventionExecution).on_conflict_do_nothing(index_elements=["id"]),
+                rows[start : start + batch_rows],
+            )
+    return int((sent_at <= at).sum())

@@ -71,7 +71,7 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
         tmp_path,
         "--suppliers", "150", "--days", "200", "--train-suppliers", "300", "--trials", "2",
         "--no-limit", "--only", "train", "--only", "score_daily", "--only", "rules",
-        "--only", "serving",
+        "--only", "bulk", "--only", "serving",
         "--serving-suppliers", "300", "--serving-trials", "2", "--serving-requests", "40",
         "--serving-seconds", "2",
         "--memory-requests", "1100",
@@ -83,6 +83,14 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
     rules = next(v for k, v in figures.items() if k.startswith("rules: "))
     assert rules["suppliers"] == figures["score-daily (sqlite)"]["scored"]
     assert sum(rules["due_by_rule"].values()) >= rules["suppliers_with_a_due_rule"]
+    for database in ("sqlite", "postgresql"):  # the day's emails crossed a real SMTP server
+        daily = figures[f"score-daily ({database})"]
+        emails = daily["delivered"].get("email sent", 0)
+        assert emails == daily["smtp_messages_received"]
+    bulk = next(v for k, v in figures.items() if k.startswith("bulk dry run of "))
+    everyone = bulk["all_suppliers"]
+    assert everyone["matched"] == everyone["to_contact"] + sum(everyone["excluded"].values())
+    assert bulk["high_and_critical"]["matched"] <= everyone["matched"]
     serving = figures["serving: load and memory"]
     for scenario in ("health_score_1", "score_1", "score_100"):
         assert serving[scenario]["errors"] == 0 and serving[scenario]["p99_ms"] > 0

@@ -326,3 +326,44 @@ def test_keys_past_their_retention_are_forgotten_and_recent_ones_replayed(engine
     assert again["execution"]["id"] != first_old["execution"]["id"]
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(InterventionExecution)) == 3
+
+
+def test_the_exports_interventions_log_is_copied_once_and_counted_by_the_caps(engine) -> None:
+    """Interventions delivered outside the engine (the export's optional interventions_log)
+    become sent executions once, however often the day is synced, and hold back a manual
+    trigger of the same type."""
+    from serving.api.schemas import TriggerInterventionRequest
+    from serving.db.directory import sync_interventions_log
+    from serving.errors import ConflictError
+    from serving.interventions import InterventionRecorder
+
+    _directory(engine)
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    log = pd.DataFrame(
+        {
+            "supplier_id": ["s2", "s2", "nobody", "s1"],
+            "sent_at": [
+                now - timedelta(days=1),
+                now - timedelta(days=20),
+                now,
+                now + timedelta(1),
+            ],
+            "intervention_type": ["feature_tour", "email_sequence", "phone_call", "phone_call"],
+        }
+    )
+    assert sync_interventions_log(engine, log, now) == 3  # the one after `now` is not known yet
+    assert sync_interventions_log(engine, log, now) == 3
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(InterventionExecution.supplier_id, InterventionExecution.status).where(
+                InterventionExecution.triggered_by == "export"
+            )
+        ).all()
+    assert sorted(rows) == [("s2", "sent"), ("s2", "sent")]  # "nobody" is not in the directory
+    recorder = InterventionRecorder(engine, clock=lambda: now)
+    tour = TriggerInterventionRequest(
+        user_id="s2", intervention_type="feature_tour", reason="again", priority="low"
+    )
+    with pytest.raises(ConflictError) as refused:
+        recorder.trigger(tour)
+    assert refused.value.next_allowed == date(2026, 12, 9)
