@@ -47,7 +47,9 @@ from serving.mail import DeliveryError, Mailer, build_email, message_id
 from serving.messages import (
     MANUAL_TEMPLATES,
     TEMPLATES,
+    Channel,
     MessageContext,
+    Rendered,
     TemplateError,
     render,
 )
@@ -260,6 +262,7 @@ class Dispatcher:
                 connection,
                 [r.id for r in rows],
                 now,
+                attempt=False,
                 status="cancelled",
                 last_error="the supplier is no longer active",
                 next_attempt_at=None,
@@ -268,17 +271,25 @@ class Dispatcher:
             if r.id in done:
                 report.outcomes[(r.triggered_by, _channel(r), "cancelled")] += 1
 
-    def _mark(self, connection: Connection, ids: Sequence[str], now: datetime, **values) -> set:
-        """Set ``values`` on those of ``ids`` still due and unclaimed (one more attempt);
-        returns the ids it changed (another dispatcher may have taken the rest)."""
+    def _mark(
+        self,
+        connection: Connection,
+        ids: Sequence[str],
+        now: datetime,
+        attempt: bool = True,
+        **values: Any,
+    ) -> set[str]:
+        """Set ``values`` on those of ``ids`` still due and unclaimed (``attempt``: one more
+        attempt); returns the ids it changed (another dispatcher may have taken the rest)."""
         changed: set[str] = set()
+        tries = {"attempts": E.attempts + 1} if attempt else {}
         for start in range(0, len(ids), BATCH):
             part = ids[start : start + BATCH]
             changed.update(
                 connection.scalars(
                     update(E)
                     .where(E.id.in_(part), _due(now))
-                    .values(attempts=E.attempts + 1, updated_at=now, **values)
+                    .values(updated_at=now, **tries, **values)
                     .returning(E.id)
                 )
             )
@@ -294,15 +305,22 @@ class Dispatcher:
 
     # -- in-app messages and feature tours ----------------------------------------------------
 
-    def _in_app(self, rows: Sequence[Row], now: datetime, report: DispatchReport) -> None:
+    def _render(
+        self, rows: Sequence[Row], channel: Channel, now: datetime, report: DispatchReport
+    ) -> tuple[list[Row], dict[str, Rendered]]:
+        """The rows whose template renders, with what it rendered; the others failed for good
+        (a retry renders the same)."""
         rendered, broken = {}, []
         for row in rows:
             try:
-                rendered[row.id] = render(_template(row), "in_app", context(row), self.templates)
+                rendered[row.id] = render(_template(row), channel, context(row), self.templates)
             except TemplateError as error:
                 broken.append((row, str(error)))
         self._record_broken(broken, now, report)
-        ok = [r for r in rows if r.id in rendered]
+        return [r for r in rows if r.id in rendered], rendered
+
+    def _in_app(self, rows: Sequence[Row], now: datetime, report: DispatchReport) -> None:
+        ok, rendered = self._render(rows, "in_app", now, report)
         if not ok:
             return
         with self.engine.begin() as connection:
@@ -359,16 +377,9 @@ class Dispatcher:
     # -- calls and personal support -----------------------------------------------------------
 
     def _calls(self, rows: Sequence[Row], now: datetime, report: DispatchReport) -> None:
+        rows, rendered = self._render(rows, "call", now, report)
         if not rows:
             return
-        rendered, broken = {}, []
-        for row in rows:
-            try:
-                rendered[row.id] = render(_template(row), "call", context(row), self.templates)
-            except TemplateError as error:
-                broken.append((row, str(error)))
-        self._record_broken(broken, now, report)
-        rows = [r for r in rows if r.id in rendered]
         with self.engine.begin() as connection:
             # one booking at a time over the agents' calendars: lock the agents (PostgreSQL;
             # SQLite has one writer anyway)

@@ -164,14 +164,21 @@ class SmtpMailer:
     """Messages sent to an SMTP server over one connection, opened on the first message and
     reopened after an error."""
 
-    def __init__(self, server: SmtpServer, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        server: SmtpServer,
+        timeout: float = TIMEOUT_SECONDS,
+        ca_file: Path | None = None,
+    ) -> None:
         self.server = server
         self.timeout = timeout
+        self.ca_file = ca_file
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
-        context = ssl.create_default_context()
+        # certificates and host names are always verified (against ca_file when given)
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
         if s.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 s.host, s.port, timeout=self.timeout, context=context
@@ -225,8 +232,8 @@ class SmtpMailer:
         return f"smtp://{self.server.host}:{self.server.port}"
 
 
-def mailer_for(smtp_url: str | None, maildir: Path) -> Mailer:
+def mailer_for(smtp_url: str | None, maildir: Path, ca_file: Path | None = None) -> Mailer:
     """SMTP when a URL is given, else the Maildir."""
     if smtp_url:
-        return SmtpMailer(SmtpServer.from_url(smtp_url))
+        return SmtpMailer(SmtpServer.from_url(smtp_url), ca_file=ca_file)
     return MaildirMailer(maildir)

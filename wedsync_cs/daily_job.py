@@ -327,7 +327,7 @@ def deliver(settings: Settings, engine, limit: int | None = None) -> DispatchRep
         lease_seconds=settings.delivery_lease_seconds,
         hours=BusinessHours(*settings.business_hours),
     )
-    mailer = mailer_for(settings.smtp_url, settings.maildir)
+    mailer = mailer_for(settings.smtp_url, settings.maildir, settings.smtp_ca_file)
     return Dispatcher(engine, mailer, policy).run(limit)
 
 
@@ -336,31 +336,25 @@ def print_delivery(report: DispatchReport) -> None:
     if not report.total and not report.recovered:
         typer.echo("  delivered: nothing was due")
         return
-    by_channel: dict[str, Counter] = {}
-    for (_, channel, outcome), n in report.outcomes.items():
-        by_channel.setdefault(channel, Counter())[outcome] += n
-    typer.echo(
-        "  delivered: "
-        + "; ".join(
-            f"{channel} " + ", ".join(f"{o} {n:,}" for o, n in sorted(c.items()))
-            for channel, c in sorted(by_channel.items())
-        )
-    )
-    by_rule: dict[str, Counter] = {}
-    for (rule, _, outcome), n in report.outcomes.items():
-        by_rule.setdefault(rule, Counter())[outcome] += n
-    typer.echo(
-        "    by rule: "
-        + "; ".join(
-            f"{rule} " + ", ".join(f"{o} {n:,}" for o, n in sorted(c.items()))
-            for rule, c in sorted(by_rule.items(), key=lambda kv: -sum(kv[1].values()))
-        )
-    )
+    typer.echo("  delivered: " + _outcomes(report, by=1))
+    typer.echo("    by rule: " + _outcomes(report, by=0))
     if report.recovered:
         typer.echo(
             "  interrupted deliveries found: "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(report.recovered.items()))
         )
+
+
+def _outcomes(report: DispatchReport, by: int) -> str:
+    """``email sent 12, failed 1; in_app sent 3`` grouped by channel (1) or rule (0), the
+    largest group first."""
+    groups: dict[str, Counter] = {}
+    for key, n in report.outcomes.items():
+        groups.setdefault(key[by], Counter())[key[2]] += n
+    return "; ".join(
+        f"{name} " + ", ".join(f"{o} {n:,}" for o, n in sorted(c.items()))
+        for name, c in sorted(groups.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    )
 
 
 def _has_directory(engine) -> bool:

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         " (smtps:// for TLS from the start); default: written to the Maildir under "
         "CS_HOME/outbox.",
     )
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="A PEM file of the certificate authorities to trust for the SMTP server's "
+        "TLS (a relay with a private CA); default: the system's.",
+    )
     mail_from: str = Field(
         default="WedSync Customer Success <success@wedsync.example>",
         min_length=3,

@@ -323,3 +323,100 @@ def test_in_app_messages_and_calls_are_delivered_once_by_concurrent_dispatchers(
         per_day[key] = per_day.get(key, 0) + 1
     capacity = {"a1": 2, "a2": 4}
     assert all(n <= capacity[a] for (a, _), n in per_day.items())
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the test's own CA: the certificate itself)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, private
+
+
+def test_starttls_and_a_login_as_the_smtp_url_says(database, tmp_path) -> None:
+    """A server that requires STARTTLS and a login: the URL's user and password are sent only
+    inside TLS, the certificate is verified against CS_SMTP_CA_FILE, and a wrong password is a
+    failure to retry, not a lost message."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from serving.mail import mailer_for
+
+    _, engine = database
+    write_directory(engine, [_supplier(1), _supplier(2)])
+    first = _trigger(engine, "s1")
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins: list[tuple[str, bool]] = []
+
+    def authenticate(server, session, envelope, mechanism, data) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.password == b"s3cret:/@"
+        logins.append((data.login.decode(), session.ssl is not None))
+        return AuthResult(success=ok)
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticate,
+    )
+    controller.start()
+    try:
+        # (aiosmtpd answers smtplib's second mechanism after a failed login only at the timeout)
+        wrong = SmtpMailer(
+            SmtpServer.from_url(f"smtp://cs:nope@127.0.0.1:{port}?starttls=true"),
+            timeout=2,
+            ca_file=cert,
+        )
+        refused = Dispatcher(engine, wrong, POLICY, clock=lambda: NOW).run()
+        url = f"smtp://cs:s3cret%3A%2F%40@127.0.0.1:{port}?starttls=true"  # escaped :/@
+        right = mailer_for(url, tmp_path, cert)
+        later = NOW + timedelta(hours=1)
+        sent = Dispatcher(engine, right, POLICY, clock=lambda: later).run()
+        untrusted = mailer_for(url, tmp_path, None)  # the system's CAs do not know this one
+        second = _trigger(engine, "s2", at=later)
+        failed = Dispatcher(engine, untrusted, POLICY, clock=lambda: later).run()
+    finally:
+        controller.stop()
+    assert refused.count(2) == {"failed": 1} and sent.count(2) == {"sent": 1}
+    assert failed.count(2) == {"failed": 1}
+    assert "CERTIFICATE_VERIFY_FAILED" in _executions(engine)[second].last_error
+    assert [m[EXECUTION_HEADER] for m in inbox.messages] == [first]
+    assert logins == [("cs", True), ("cs", True)]  # only ever inside TLS

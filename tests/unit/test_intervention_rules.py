@@ -205,3 +205,36 @@ def test_a_missing_or_unreadable_file_is_named(tmp_path: Path) -> None:
     bad.write_text("rules: [\n")
     with pytest.raises(RulesFileError, match="not YAML"):
         load_rules(bad)
+
+
+def test_a_manual_trigger_is_capped_by_its_type_and_automated_types_by_fatigue(rules) -> None:
+    from serving.due import manual_cap
+
+    email = Contact(at=NOW - timedelta(days=1), rule=None, intervention_type="email_sequence")
+    # the same type within its manual days: refused until the day the window ends
+    assert manual_cap("email_sequence", [email], rules, NOW) == ("rule_cap", date(2026, 12, 5))
+    assert manual_cap("email_sequence", [email], rules, NOW + timedelta(days=2)) is None
+    # any sender counts: a rule's tour two days ago holds back a tour by hand (7 days)
+    tour = Contact(
+        at=NOW - timedelta(days=2), rule="abandoned-feature-tour", intervention_type="feature_tour"
+    )
+    assert manual_cap("feature_tour", [tour], rules, NOW) == ("rule_cap", date(2026, 12, 8))
+    # two contacts in 7 days: an automated type by hand is held back by the fatigue cap ...
+    full = [email, tour]
+    assert manual_cap("in_app_message", full, rules, NOW) == ("fatigue_cap", date(2026, 12, 8))
+    # ... a call, a person's decision, is not (unless the rules file says so)
+    assert manual_cap("phone_call", full, rules, NOW) is None
+    strict = rules.model_copy(
+        update={"manual": rules.manual.model_copy(update={"people_exceed_fatigue": False})}
+    )
+    assert manual_cap("phone_call", full, strict, NOW) == ("fatigue_cap", date(2026, 12, 8))
+    # contacts after `now` are not history yet
+    later = Contact(at=NOW + timedelta(hours=1), intervention_type="email_sequence")
+    assert manual_cap("email_sequence", [later], rules, NOW) is None
+
+
+def test_a_bad_manual_section_is_refused_naming_the_field(tmp_path: Path) -> None:
+    raw = yaml.safe_load(DEFAULT_RULES.read_text())
+    raw["manual"]["max_frequency_days"]["carrier_pigeon"] = 3
+    with pytest.raises(RulesFileError, match=r"manual\.max_frequency_days\.carrier_pigeon"):
+        parse_rules(raw)
