@@ -8,18 +8,32 @@ import time
 
 
 def dry_runs(workdir: str, tag: str = "sqlite") -> dict:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
     from benchmarks.daily_bench import _settings
     from serving.api.schemas import BulkInterventionRequest
     from serving.bulk import BulkOutreach
+    from serving.db.models import ChurnPrediction
     from serving.rules import load_rules
     from wedsync_cs.database import operational_engine
 
     settings = _settings(workdir, None, tag)
     engine = operational_engine(settings)
+    with engine.connect() as connection:
+        day = connection.scalar(select(func.max(ChurnPrediction.day)))
+    # as of the end of the scored day, so that the day's and the day before's executions are
+    # the contact history the caps look at (the simulated days are in the past)
+    now = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     outreach = BulkOutreach(
-        engine, load_rules(settings.rules_path), settings.control_salt, settings.control_share
+        engine,
+        load_rules(settings.rules_path),
+        settings.control_salt,
+        settings.control_share,
+        clock=lambda: now,
     )
-    out = {}
+    out: dict = {"as_of": now.isoformat()}
     filters = {
         "all_suppliers": {},
         "high_and_critical": {"riskLevel": ["high", "critical"]},

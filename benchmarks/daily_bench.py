@@ -94,6 +94,14 @@ def yesterday(
     return {"day": str(run.day), "scored": run.scored, "seconds": run.seconds}
 
 
+def _delivered(delivery) -> dict[str, int]:
+    """The dispatcher's outcomes summed by channel and outcome (``email sent``: 12)."""
+    out: dict[str, int] = {}
+    for (_, channel, outcome), n in delivery.outcomes.items() if delivery else ():
+        out[f"{channel} {outcome}"] = out.get(f"{channel} {outcome}", 0) + n
+    return out
+
+
 def today(workdir: str, database_url: str | None, tag: str, smtp_url: str | None = None) -> dict:
     """Today's run over yesterday's state: the measured one."""
     from wedsync_cs.daily_job import score_daily
@@ -116,8 +124,5 @@ def today(workdir: str, database_url: str | None, tag: str, smtp_url: str | None
             "held_out": sum(interventions.held_out.values()) if interventions else 0,
             "automation_rate": interventions.automation_rate if interventions else None,
         },
-        "delivered": {
-            f"{channel} {outcome}": n
-            for (_, channel, outcome), n in (delivery.outcomes.items() if delivery else ())
-        },
+        "delivered": _delivered(delivery),
     }

@@ -150,7 +150,7 @@ def bench_bulk(workdir: Path) -> Result:
     """Bulk dry runs over every supplier of the ``score-daily`` benchmark's database; the
     figure is the dry run over all of them as the API runs it (the process's start aside)."""
     run = run_child("bulk_bench:dry_runs", workdir=str(workdir), tag="sqlite")
-    figure = run.details["all_suppliers"]["seconds"]
+    figure = run.details["all_suppliers"]["seconds"]  # the slowest of its three runs
     return Result(
         f"bulk dry run of {run.details['all_suppliers']['matched']:,} suppliers",
         figure, run.peak_gb, 2, 8, {**run.details, "process_seconds": round(run.seconds, 1)},
