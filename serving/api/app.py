@@ -260,7 +260,10 @@ def build_app(
     @app.post(
         f"{PREFIX}/interventions/bulk",
         response_model=schemas.BulkResponse,
-        responses=_errors(*COMMON, 409),
+        responses={
+            201: {"model": schemas.BulkResponse, "description": "executed"},
+            **_errors(*COMMON, 409),
+        },
         tags=["interventions"],
     )
     def bulk(

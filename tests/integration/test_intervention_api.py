@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from serving.api.app import PREFIX, build_app
 from serving.db.migrate import engine_for
@@ -21,6 +21,7 @@ from serving.db.models import (
     InAppMessage,
     InterventionExecution,
     Supplier,
+    SupportInteraction,
 )
 from tests.integration.conftest import TOKENS, ServedHome
 from wedsync_cs.settings import Settings
@@ -62,6 +63,9 @@ def _active(engine, n: int = 1) -> list[str]:
 def test_a_manual_trigger_held_back_by_a_cap_answers_409_with_the_day(api) -> None:
     client, engine = api
     supplier = _active(engine)[0]
+    with engine.begin() as connection:  # a supplier without contacts (this copy only)
+        for table in (InAppMessage, SupportInteraction, InterventionExecution):
+            connection.execute(delete(table).where(table.supplier_id == supplier))
     body = {
         "userId": supplier,
         "interventionType": "feature_tour",
