@@ -29,6 +29,8 @@ features_app = typer.Typer(no_args_is_help=True, help="Build, register and serve
 app.add_typer(features_app, name="features")
 db_app = typer.Typer(no_args_is_help=True, help="The operational database: migrate and check.")
 app.add_typer(db_app, name="db")
+monitor_app = typer.Typer(no_args_is_help=True, help="Watch the models: drift.")
+app.add_typer(monitor_app, name="monitor")
 
 
 def _setup_logging() -> None:
@@ -484,6 +486,69 @@ def db_status() -> None:
         raise typer.Exit(1) from err
     finally:
         engine.dispose()
+
+
+@monitor_app.command("drift")
+def monitor_drift(
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Reference window FROM..TO (dates); default: the rows the champion was "
+            "trained on."
+        ),
+    ] = None,
+    current: Annotated[
+        str | None,
+        typer.Option(help="Current window FROM..TO; default: the feature table's last 30 days."),
+    ] = None,
+    max_rows: Annotated[
+        int, typer.Option(min=100, help="Rows drawn from each window at most (seeded).")
+    ] = 100_000,
+) -> None:
+    """Feature and prediction drift of the champion (Evidently): the HTML report under
+    CS_HOME/reports, its metrics logged to the champion's MLflow run; exits 1 when the share of
+    drifted columns passes experiments/monitoring.yaml's drift.max_drifted_share."""
+    from wedsync_cs.monitor_jobs import Window, run_drift
+
+    settings = get_settings()
+    try:
+        windows = [Window.parse(w) if w else None for w in (reference, current)]
+        run = run_drift(settings, windows[0], windows[1], max_rows)
+    except (LookupError, ValueError, KeyError) as err:
+        _fail(str(err))
+        raise
+    m = run.metrics
+    typer.secho("Drift of the champion's columns and churn probability", bold=True)
+    typer.echo(
+        f"  reference {run.reference} ({run.reference_rows:,} rows), current {run.current} "
+        f"({run.current_rows:,} rows)"
+    )
+    drifted = sorted(
+        ((c, v) for c, v in m["columns"].items() if v["drifted"]), key=lambda cv: cv[0]
+    )
+    typer.echo(
+        f"  drifted: {m['drifted_count']} columns, share {m['drifted_share']:.1%} "
+        f"(alarm above {run.max_drifted_share:.0%})"
+    )
+    for column, v in drifted[:15]:
+        typer.echo(f"    {column}: {v['method']} {v['score']:.4g} (threshold {v['threshold']:g})")
+    if m["prediction"] is not None:
+        p = m["prediction"]
+        typer.echo(
+            f"  churn probability: {p['method']} {p['score']:.4g}"
+            f" ({'drifted' if p['drifted'] else 'no drift'})"
+        )
+    typer.echo(f"  report: {run.report}")
+    if run.run_id:
+        typer.echo(f"  logged to the champion's MLflow run {run.run_id}")
+    if run.alarm:
+        typer.secho(
+            f"DRIFT: {m['drifted_share']:.1%} of the columns drifted, above "
+            f"{run.max_drifted_share:.0%}: look at the report; retraining may be due",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _parse_date(text: str, option: str = "--start") -> date:
