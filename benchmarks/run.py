@@ -22,7 +22,7 @@ from benchmarks.harness import Result, run_child
 from benchmarks.model_bench import SCENARIOS
 
 BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
-MODEL_BENCHES = ("train", "predict", "score_daily", "rules", "bulk")
+MODEL_BENCHES = ("train", "predict", "score_daily", "rules", "bulk", "drift")
 SERVING_BENCHES = ("serving",)
 
 
@@ -205,6 +205,16 @@ def report(result: Result) -> Result:
     return result
 
 
+def bench_drift(workdir: Path) -> Result:
+    """``monitor drift`` over the ``score-daily`` benchmark's feature table (the whole
+    process: reading both windows, the champion's predictions, Evidently, saving, logging)."""
+    run = run_child("monitor_bench:drift", workdir=str(workdir))
+    return Result(
+        f"drift report, {run.details['columns']} columns",
+        run.seconds, run.peak_gb, 60, 8, run.details,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--suppliers", type=int, default=100_000)
@@ -296,7 +306,7 @@ def main() -> None:
         if "predict" in chosen:
             for span in ("recent", "history"):
                 report(bench_predict(workdir, args.predict_rows, span, args.days))
-        if not set(chosen) & {*BENCHES, "score_daily", "rules", "bulk"}:
+        if not set(chosen) & {*BENCHES, "score_daily", "rules", "bulk", "drift"}:
             return
         if args.data:
             if not (workdir / "sim").exists():
@@ -329,6 +339,12 @@ def main() -> None:
             if not (workdir / "home_daily_sqlite").is_dir():
                 parser.error("bulk needs the score_daily benchmark's home: add --only score_daily")
             report(bench_bulk(workdir))
+        if "drift" in chosen:
+            if not (workdir / "home_daily_sqlite").is_dir():
+                parser.error(
+                    "drift needs the score_daily benchmark's home: add --only score_daily"
+                )
+            report(bench_drift(workdir))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
         tmp_path,
         "--suppliers", "150", "--days", "200", "--train-suppliers", "300", "--trials", "2",
         "--no-limit", "--only", "train", "--only", "score_daily", "--only", "rules",
-        "--only", "bulk", "--only", "serving",
+        "--only", "bulk", "--only", "drift", "--only", "serving",
         "--serving-suppliers", "300", "--serving-trials", "2", "--serving-requests", "40",
         "--serving-seconds", "2",
         "--memory-requests", "1100",
@@ -87,6 +87,9 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
         daily = figures[f"score-daily ({database})"]
         emails = daily["delivered"].get("email sent", 0)
         assert emails == daily["smtp_messages_received"]
+    drift = next(v for k, v in figures.items() if k.startswith("drift report, "))
+    assert drift["reference_rows"] > 0 and drift["current_rows"] > 0 and drift["columns"] > 50
+    assert 0 <= drift["drifted_share"] <= 1 and drift["prediction"]["method"]
     bulk = next(v for k, v in figures.items() if k.startswith("bulk dry run of "))
     everyone = bulk["all_suppliers"]
     assert everyone["matched"] == everyone["to_contact"] + sum(everyone["excluded"].values())
