@@ -29,7 +29,7 @@ features_app = typer.Typer(no_args_is_help=True, help="Build, register and serve
 app.add_typer(features_app, name="features")
 db_app = typer.Typer(no_args_is_help=True, help="The operational database: migrate and check.")
 app.add_typer(db_app, name="db")
-monitor_app = typer.Typer(no_args_is_help=True, help="Watch the models: drift.")
+monitor_app = typer.Typer(no_args_is_help=True, help="Watch the models: drift and outcomes.")
 app.add_typer(monitor_app, name="monitor")
 
 
@@ -549,6 +549,62 @@ def monitor_drift(
             err=True,
         )
         raise typer.Exit(1)
+
+
+@monitor_app.command("outcomes")
+def monitor_outcomes(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="The last day whose cancellations count (YYYY-MM-DD); default: the newest "
+            "scored day."
+        ),
+    ] = None,
+    horizon: Annotated[int, typer.Option(min=1, max=365, help="Label horizon in days.")] = 30,
+) -> None:
+    """The stored predictions at least one horizon old against the churn that followed:
+    realised AUC, PR-AUC, Brier and calibration, per segment and month, for the churn model
+    and the health score; saved under CS_HOME/reports and logged to the champion's MLflow run;
+    exits 1 when the champion falls below its holdout by the margins of
+    experiments/monitoring.yaml (retrain)."""
+    from serving.db.migrate import DatabaseNotReadyError
+    from wedsync_cs.monitor_jobs import run_outcomes
+
+    settings = get_settings()
+    day = _parse_date(as_of, "--as-of") if as_of is not None else None
+    try:
+        run = run_outcomes(settings, day, horizon)
+    except (LookupError, ValueError, KeyError, DatabaseNotReadyError) as err:
+        _fail(str(err))
+        raise
+    s = run.summary
+
+    def figures(m: dict) -> str:
+        shown = [f"{m['n']:,} rows, {m['positives']:,} churned"]
+        shown += [
+            f"{k} {m[k]:.4f}" for k in ("auc", "pr_auc", "brier", "ece") if m.get(k) is not None
+        ]
+        return ", ".join(shown)
+
+    typer.secho(
+        f"Outcomes of the predictions of {s['days'][0]} to {s['days'][1]} "
+        f"({run.horizon_days}-day horizon, cancellations known by {run.as_of})",
+        bold=True,
+    )
+    typer.echo(f"  churn model: {figures(s['churn']['overall'])}")
+    typer.echo(f"  health score: {figures(s['health']['overall'])}")
+    if "holdout" in s:
+        h = s["holdout"]
+        typer.echo(
+            f"  champion's holdout: auc {h['auc']:.4f}, pr_auc {h['pr_auc']:.4f}, "
+            f"brier {h['brier']:.4f}"
+        )
+    typer.echo(f"  report: {run.report}")
+    if run.flags:
+        for flag in run.flags:
+            typer.secho(f"RETRAIN: {flag}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo("  no retrain flag")
 
 
 def _parse_date(text: str, option: str = "--start") -> date:

@@ -187,3 +187,127 @@ def run_drift(
         max_drifted_share=thresholds.max_drifted_share,
         run_id=run_id,
     )
+
+
+@dataclass(frozen=True)
+class OutcomesRun:
+    as_of: date
+    horizon_days: int
+    summary: dict[str, Any]
+    flags: list[str]
+    report: Path | None
+    run_id: str | None
+
+
+def run_outcomes(
+    settings: Settings, as_of: date | None = None, horizon_days: int = 30
+) -> OutcomesRun:
+    """The stored daily predictions at least one horizon old against the cancellations that
+    followed (:mod:`monitoring.outcomes`), for the churn model and the calibrated health
+    score, overall, per segment and per month; the retrain flags against the champion's
+    holdout; saved under ``CS_HOME/reports`` and logged to the champion's MLflow run.
+
+    Raises:
+        LookupError: no champion, or no stored prediction yet.
+        ValueError: no stored prediction is a horizon old by ``as_of``.
+    """
+    from mlflow.tracking import MlflowClient
+    from sqlalchemy import select
+
+    from monitoring.outcomes import (
+        load_outcome_thresholds,
+        metrics_by,
+        metrics_over_time,
+        outcome_metrics,
+        realised_labels,
+        retrain_flags,
+        with_segments,
+    )
+    from serving.db.migrate import require_current
+    from serving.db.models import ChurnPrediction, CustomerHealth, Supplier
+    from training.registry import load_champions
+    from wedsync_cs.database import operational_engine
+
+    thresholds = load_outcome_thresholds()
+    champions = load_champions(settings.tracking_uri, settings.threads)
+    engine = operational_engine(settings)
+    require_current(engine)
+    try:
+        with engine.connect() as connection:
+            predictions = pd.read_sql(
+                select(
+                    ChurnPrediction.supplier_id,
+                    ChurnPrediction.day,
+                    ChurnPrediction.churn_probability,
+                    CustomerHealth.churn_probability.label("health_churn_probability"),
+                ).join(
+                    CustomerHealth,
+                    (CustomerHealth.supplier_id == ChurnPrediction.supplier_id)
+                    & (CustomerHealth.day == ChurnPrediction.day),
+                    isouter=True,
+                ),
+                connection,
+            )
+            suppliers = pd.read_sql(
+                select(
+                    Supplier.supplier_id,
+                    Supplier.cancelled_at,
+                    Supplier.subscription_tier,
+                    Supplier.vendor_type,
+                    Supplier.country,
+                ),
+                connection,
+            )
+    finally:
+        engine.dispose()
+    if predictions.empty:
+        raise LookupError("no stored prediction: run `wedsync-cs score-daily` first")
+    predictions["day"] = pd.to_datetime(predictions["day"]).dt.date
+    newest = max(predictions["day"])
+    as_of = as_of or newest
+    suppliers["cancelled_at"] = pd.to_datetime(suppliers["cancelled_at"], utc=True)
+    labelled = realised_labels(predictions, suppliers, as_of, horizon_days)
+    if labelled.empty:
+        oldest = min(predictions["day"])
+        raise ValueError(
+            f"no stored prediction is {horizon_days} days old by {as_of} (stored days "
+            f"{oldest} to {newest}); the first judged is {oldest + timedelta(days=horizon_days)}"
+        )
+    labelled = with_segments(labelled, suppliers)
+    summary: dict[str, Any] = {
+        "as_of": str(as_of),
+        "horizon_days": horizon_days,
+        "days": [str(min(labelled["day"])), str(max(labelled["day"]))],
+    }
+    for name, column in (("churn", "churn_probability"), ("health", "health_churn_probability")):
+        summary[name] = {
+            "overall": outcome_metrics(labelled, column),
+            "by_tier": metrics_by(labelled, column, "subscription_tier"),
+            "by_vendor_type": metrics_by(labelled, column, "vendor_type"),
+            "by_hemisphere": metrics_by(labelled, column, "hemisphere"),
+            "by_month": metrics_over_time(labelled, column),
+        }
+    run_id = champions.churn_run_id
+    flags: list[str] = []
+    if run_id is not None:
+        client = MlflowClient(settings.tracking_uri)
+        logged = client.get_run(run_id).data.metrics
+        holdout = {k: logged.get(f"holdout/churn_model/{k}") for k in ("auc", "pr_auc", "brier")}
+        if all(v is not None for v in holdout.values()):
+            summary["holdout"] = holdout
+            flags = retrain_flags(summary["churn"]["overall"], holdout, thresholds)
+    summary["retrain_flags"] = flags
+    folder = settings.ensure_home() / "reports"
+    folder.mkdir(exist_ok=True)
+    report = folder / f"outcomes-{as_of}.json"
+    report.write_text(json.dumps(summary, indent=2, default=str))
+    if run_id is not None:
+        at = int(datetime.now(UTC).timestamp() * 1000)
+        step = int(as_of.strftime("%Y%m%d"))
+        overall = summary["churn"]["overall"]
+        for key in ("auc", "pr_auc", "brier", "ece"):
+            if overall.get(key) is not None:
+                client.log_metric(run_id, f"outcomes.{key}", float(overall[key]), at, step)
+        client.log_metric(run_id, "outcomes.rows", float(overall["n"]), at, step)
+        client.log_artifact(run_id, str(report), artifact_path="monitoring")
+    return OutcomesRun(as_of, horizon_days, summary, flags, report, run_id)

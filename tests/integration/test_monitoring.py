@@ -116,3 +116,59 @@ def test_the_command_saves_the_report_logs_to_the_champion_and_exits_by_threshol
     assert not any(a.endswith((".pkl", ".pickle")) for a in artifacts)
     bad = run_cli(env, "monitor", "drift", "--reference", "2025-02-01..2024-01-01")
     assert bad.exit_code == 2 and "ends before it starts" in bad.output
+
+
+def test_outcomes_judge_stored_predictions_a_horizon_old_against_the_churn_that_followed(
+    served: ServedHome, tmp_path
+) -> None:
+    """A day 60 days before the export's end is scored (a backfill) beside the newest; the
+    command judges only the old day's predictions, and its AUC and Brier are those computed
+    here from the stored rows and the export's cancellations."""
+    from datetime import timedelta
+
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+    from sqlalchemy import select
+
+    from serving.db.migrate import engine_for
+    from serving.db.models import ChurnPrediction
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    env = served.env(CS_DATABASE_URL=url)
+    assert run_cli(env, "db", "upgrade").exit_code == 0
+    assert run_cli(env, "score-daily", "--raw", served.raw).exit_code == 0
+    early = run_cli(env, "monitor", "outcomes")
+    assert early.exit_code == 2 and "30 days old" in early.output
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        newest = connection.execute(select(ChurnPrediction.day).limit(1)).scalar_one()
+    old = newest - timedelta(days=60)
+    backfill = run_cli(env, "score-daily", "--raw", served.raw, "--as-of", old.isoformat())
+    assert backfill.exit_code == 0, backfill.output
+    result = run_cli(env, "monitor", "outcomes")
+    assert result.exit_code in (0, 1), result.output
+    summary = json.loads((served.home / "reports" / f"outcomes-{newest}.json").read_text())
+    assert summary["days"] == [str(old), str(old)]
+    with engine.connect() as connection:
+        stored = pd.read_sql(
+            select(ChurnPrediction.supplier_id, ChurnPrediction.churn_probability).where(
+                ChurnPrediction.day == old
+            ),
+            connection,
+        )
+    engine.dispose()
+    cancelled = pd.read_parquet(served.raw / "cancellations.parquet")
+    at = pd.Timestamp(old + timedelta(days=1), tz="UTC")
+    when = stored["supplier_id"].map(
+        pd.Series(
+            pd.to_datetime(cancelled["cancelled_at"], utc=True).to_numpy(),
+            index=cancelled["supplier_id"],
+        )
+    )
+    y = ((when > at) & (when <= at + pd.Timedelta(days=30))).astype(int)
+    overall = summary["churn"]["overall"]
+    assert overall["n"] == len(stored) and overall["positives"] == int(y.sum()) > 0
+    assert overall["auc"] == pytest.approx(roc_auc_score(y, stored["churn_probability"]))
+    assert overall["brier"] == pytest.approx(brier_score_loss(y, stored["churn_probability"]))
+    assert set(summary["churn"]["by_tier"]) <= {"starter", "professional", "scale", "enterprise"}
+    assert (result.exit_code == 1) == bool(summary["retrain_flags"])
+    assert "churn model: " in result.output
