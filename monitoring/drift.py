@@ -22,9 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.catalog import FEATURES
+from monitoring.outcomes import MONITORING_CONFIG
 
 PREDICTION = "churn_probability"
-MONITORING_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "monitoring.yaml"
 
 
 class DriftThresholds(BaseModel):

@@ -1,6 +1,7 @@
 """The daily run of the intervention rules: every scored supplier's due rules recorded as
 executions (``scheduled``, or ``held_out`` for the control group), once per supplier, rule and
-day, so that a rerun of the day adds none. Delivery of what is scheduled is a later stage.
+day, so that a rerun of the day adds none. The outbox (:mod:`serving.dispatch`) delivers what
+is scheduled.
 """
 
 from __future__ import annotations
@@ -20,17 +21,9 @@ from serving.db.migrate import insert_for
 from serving.db.models import AutomatedIntervention, ControlGroupMember, InterventionExecution
 from serving.due import Contact, SupplierState, due_interventions
 from serving.messages import TEMPLATES, check_templates
-from serving.rules import RuleSet, RulesFileError
+from serving.rules import CHANNELS, RuleSet, RulesFileError
 from serving.states import in_control_group
 
-# The channel of each intervention type (feature tours are shown in the app).
-CHANNELS: Mapping[str, str] = {
-    "email_sequence": "email",
-    "in_app_message": "in_app",
-    "feature_tour": "in_app",
-    "phone_call": "call",
-    "personalized_support": "call",
-}
 # Executions that reached nobody and do not count as a contact (a failed one counts while it
 # is still to be tried again).
 _NOT_CONTACTS = ("cancelled", "failed")

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
 from serving.api import schemas
-from serving.automation import CHANNELS, contact_history, control_members
+from serving.automation import contact_history, control_members
 from serving.db.migrate import insert_for
 from serving.db.models import (
     ChurnPrediction,
@@ -38,7 +38,7 @@ from serving.due import manual_cap
 from serving.errors import ConflictError
 from serving.interventions import idempotent, manual_window
 from serving.messages import MANUAL_TEMPLATES
-from serving.rules import RuleSet
+from serving.rules import CHANNELS, RuleSet
 from serving.states import in_control_group
 
 BATCH = 5000

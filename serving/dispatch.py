@@ -33,7 +33,6 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
-from serving.automation import CHANNELS
 from serving.calls import Agent, BusinessHours, CallBook
 from serving.db.migrate import insert_for
 from serving.db.models import (
@@ -53,7 +52,7 @@ from serving.messages import (
     TemplateError,
     render,
 )
-from serving.rules import PRIORITY_ORDER
+from serving.rules import CHANNELS, PRIORITY_ORDER
 
 log = logging.getLogger(__name__)
 E = InterventionExecution
@@ -295,14 +294,6 @@ class Dispatcher:
             )
         return changed
 
-    def _fail(self, row: Row, error: str, permanent: bool, now: datetime, attempts: int):
-        retry = None if permanent else self.policy.retry_at(attempts, now)
-        return {
-            "status": "failed",
-            "last_error": error[:ERROR_CHARS],
-            "next_attempt_at": retry,
-        }
-
     # -- in-app messages and feature tours ----------------------------------------------------
 
     def _render(
@@ -463,15 +454,17 @@ class Dispatcher:
 
     def _email(self, row: Row, report: DispatchReport) -> None:
         now = self.clock()
-        key = (row.triggered_by, "email", "")
+        if not row.email:  # failed for good, like a template that does not render
+            self._record_broken(
+                [(row, "the supplier has no email address in the directory")], now, report
+            )
+            return
         try:
-            if not row.email:
-                raise TemplateError("the supplier has no email address in the directory")
             rendered = render(_template(row), "email", context(row), self.templates)
-            email = build_email(rendered, row.email, row.first_name, self.policy.sender, row.id)
         except TemplateError as error:
             self._record_broken([(row, str(error))], now, report)
             return
+        email = build_email(rendered, row.email, row.first_name, self.policy.sender, row.id)
         with self.engine.begin() as connection:  # the claim, committed before sending
             claimed = self._mark(connection, [row.id], now, claimed_at=now)
         if not claimed:
@@ -480,7 +473,13 @@ class Dispatcher:
         try:
             self.mailer.send(email, row.id)
         except DeliveryError as error:
-            values = self._fail(row, str(error), error.permanent, now, attempts)
+            values = {
+                "status": "failed",
+                "last_error": str(error)[:ERROR_CHARS],
+                "next_attempt_at": None
+                if error.permanent
+                else self.policy.retry_at(attempts, now),
+            }
             outcome = "failed"
         else:
             values = {
@@ -497,7 +496,7 @@ class Dispatcher:
                 .where(E.id == row.id, E.claimed_at == now)
                 .values(claimed_at=None, updated_at=self.clock(), **values)
             )
-        report.outcomes[(key[0], "email", outcome)] += 1
+        report.outcomes[(row.triggered_by, "email", outcome)] += 1
 
 
 def retry(engine: Engine, execution_id: str, now: datetime) -> bool:

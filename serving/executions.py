@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 
 from serving.api import schemas
-from serving.automation import CHANNELS
 from serving.db.models import InterventionExecution as E
+from serving.rules import CHANNELS
 
 MAX_LIMIT = 1000
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from features.catalog import HEALTH_FACTORS
 from serving.api import schemas
-from serving.automation import CHANNELS, contact_history
+from serving.automation import contact_history
 from serving.db.migrate import insert_for
 from serving.db.models import (
     ChurnPrediction,
@@ -36,7 +36,7 @@ from serving.db.models import (
 from serving.due import manual_cap
 from serving.errors import ConflictError, IdempotencyMismatchError, NotFoundError
 from serving.messages import MANUAL_TEMPLATES
-from serving.rules import DEFAULT_RULES, RuleSet, load_rules
+from serving.rules import CHANNELS, DEFAULT_RULES, RuleSet, load_rules
 
 CREATED = 201
 MAX_KEY_LENGTH = 255
@@ -120,16 +120,19 @@ def lock_supplier(connection: Connection, supplier: str) -> str:
     return connection.scalar(select(Supplier.status).where(Supplier.supplier_id == supplier))
 
 
-def weakest_factor(connection: Connection, supplier: str) -> str | None:
-    """The supplier's lowest health factor on its newest stored day (None without one)."""
+def newest_health(connection: Connection, supplier: str) -> tuple[float | None, str | None]:
+    """The supplier's health score on its newest stored day and its lowest health factor
+    there (None, None without a stored day)."""
     row = connection.execute(
-        select(*[getattr(CustomerHealth, f) for f in HEALTH_FACTORS])
+        select(CustomerHealth.score, *[getattr(CustomerHealth, f) for f in HEALTH_FACTORS])
         .where(CustomerHealth.supplier_id == supplier)
         .order_by(CustomerHealth.day.desc())
         .limit(1)
     ).first()
-    known = {f: v for f, v in zip(HEALTH_FACTORS, row or (), strict=False) if v is not None}
-    return min(known, key=known.__getitem__) if known else None
+    if row is None:
+        return None, None
+    known = {f: v for f, v in zip(HEALTH_FACTORS, row[1:], strict=True) if v is not None}
+    return row[0], (min(known, key=known.__getitem__) if known else None)
 
 
 def manual_window(rules: RuleSet) -> timedelta:
@@ -204,12 +207,7 @@ class InterventionRecorder:
                 next_allowed=allowed,
                 cap=cap,
             )
-        health = connection.scalar(
-            select(CustomerHealth.score)
-            .where(CustomerHealth.supplier_id == supplier)
-            .order_by(CustomerHealth.day.desc())
-            .limit(1)
-        )
+        health, weakest = newest_health(connection, supplier)
         prediction = connection.execute(
             select(ChurnPrediction.churn_probability, ChurnPrediction.ltv_at_risk)
             .where(ChurnPrediction.supplier_id == supplier)
@@ -240,7 +238,7 @@ class InterventionRecorder:
                 customization={
                     **custom,
                     "template": MANUAL_TEMPLATES[request.intervention_type],
-                    "facts": {"weakest_factor": weakest_factor(connection, supplier)},
+                    "facts": {"weakest_factor": weakest},
                 },
                 created_at=now,
                 updated_at=now,

@@ -39,6 +39,14 @@ PRIORITY_ORDER: Final[tuple[Priority, ...]] = ("critical", "high", "medium", "lo
 AUTOMATED_TYPES: Final[frozenset[str]] = frozenset(
     {"email_sequence", "in_app_message", "feature_tour"}
 )
+# The channel of each intervention type (feature tours are shown in the app).
+CHANNELS: Final[dict[str, str]] = {
+    "email_sequence": "email",
+    "in_app_message": "in_app",
+    "feature_tour": "in_app",
+    "phone_call": "call",
+    "personalized_support": "call",
+}
 DEFAULT_RULES: Final = Path(__file__).resolve().parents[1] / "experiments" / "interventions.yaml"
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]

@@ -119,6 +119,7 @@ def run_drift(
         load_drift_thresholds,
     )
     from training.registry import load_champions
+    from wedsync_cs.feature_jobs import last_build
 
     thresholds = load_drift_thresholds()
     champions = load_champions(settings.tracking_uri, settings.threads)
@@ -128,9 +129,8 @@ def run_drift(
         raise LookupError(f"no feature table at {table}: run `wedsync-cs score-daily` first")
     if reference is None:
         reference = _training_window(settings.tracking_uri, champions.churn_run_id)
-    if current is None:
-        stamps = pq.read_table(table, columns=["event_timestamp"]).column(0).to_pandas()
-        last = (stamps.max() - pd.Timedelta(days=1)).date()
+    if current is None:  # the last day built (its rows are stamped the next midnight)
+        last = date.fromisoformat(last_build(settings).last_day)
         current = Window(last - timedelta(days=CURRENT_DAYS - 1), last)
     frames = {}
     for name, window in (("reference", reference), ("current", current)):

@@ -204,14 +204,8 @@ def sync_interventions_log(
         The rows of the log up to ``as_of``.
     """
     from serving.db.models import InterventionExecution
+    from serving.rules import CHANNELS
 
-    channels = {
-        "email_sequence": "email",
-        "in_app_message": "in_app",
-        "feature_tour": "in_app",
-        "phone_call": "call",
-        "personalized_support": "call",
-    }
     at = pd.Timestamp(as_of).tz_convert(UTC)
     sent_at = pd.to_datetime(log["sent_at"], utc=True)
     frame = log[sent_at <= at]
@@ -243,7 +237,7 @@ def sync_interventions_log(
                     "reason": "delivered outside the engine (the export's interventions_log)",
                     "priority": "medium",
                     "triggered_by": "export",
-                    "channel": channels[kind],
+                    "channel": CHANNELS[kind],
                     "created_at": at.to_pydatetime(),
                     "updated_at": at.to_pydatetime(),
                 }

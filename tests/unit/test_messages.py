@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from serving.automation import CHANNELS
 from serving.messages import (
     MANUAL_TEMPLATES,
     MessageContext,
@@ -16,7 +15,7 @@ from serving.messages import (
     check_templates,
     render,
 )
-from serving.rules import load_rules
+from serving.rules import CHANNELS, load_rules
 
 FLORIST = MessageContext(
     execution_id="e-1",
