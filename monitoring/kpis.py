@@ -24,14 +24,17 @@ Where the data differs from the issue's wording, the definitions follow the data
   probability of at least 0.6 (the API contract's ``high``, should an experiment's thresholds
   differ), for a supplier active at the end of the day. No prediction of the day at all leaves
   the at-risk KPIs undefined: a day not scored is not a day with nobody at risk.
-* A contact (coverage) is an execution scheduled in the window that is not held out, cancelled
+* A contact (coverage) is an execution decided in the window that is not held out, cancelled
   or failed for good (a failed one still to be tried again counts), as the contact caps count
-  them (:func:`serving.automation.contact_history`). Its time is ``scheduled_at``: the export's
+  them (:func:`serving.automation.contact_history`). Not ``created_at``: the export's
   interventions are stored with ``created_at`` at their sync, not when they were sent.
 * Automation rate counts what the engine and people decided: the export's executions (who
   decided is unknown) and the control group's held-out ones (nobody is contacted) are left out;
   an automated type triggered by hand is manual, as in
   :attr:`serving.automation.DayInterventions.automation_rate`.
+* An execution's time, for coverage and automation, is when it was decided
+  (:func:`decided_at`): the rules' day for theirs, whose sends are scheduled after that day's
+  end, else ``scheduled_at``.
 * Onboarding completion: the critical path is :data:`features.catalog.CRITICAL_PATH`
   (account setup, first client, first form, first journey, due by day 30); the cohort signed up
   60 to 150 days ago has had at least twice that. ``ten_clients`` and ``first_automation`` are
@@ -291,8 +294,19 @@ def _contacted(executions: pd.DataFrame, day: dt.date, days: int) -> set[str]:
     contact = status.isin(CONTACT_STATUSES) | (
         (status == "failed") & executions["next_attempt_at"].notna()
     )
-    rows = executions[contact & _within(executions["scheduled_at"], day, days)]
+    rows = executions[contact & _within(decided_at(executions), day, days)]
     return set(rows["supplier_id"])
+
+
+def decided_at(executions: pd.DataFrame) -> pd.Series:
+    """When each execution was decided: the start of its rules' ``day`` (the data's day the
+    rules ran for; their sends are scheduled after it) when the optional ``day`` column holds
+    one, else ``scheduled_at`` (a manual or bulk trigger is scheduled when it is made)."""
+    at = executions["scheduled_at"]
+    if "day" not in executions.columns:
+        return at
+    day = pd.to_datetime(executions["day"]).dt.tz_localize("UTC")
+    return day.where(day.notna(), at)
 
 
 def _saved(inputs: KpiInputs, day: dt.date) -> tuple[set[str], set[str]] | None:
@@ -362,7 +376,7 @@ def intervention_coverage(inputs: KpiInputs, day: dt.date) -> float | None:
 def automation_rate(inputs: KpiInputs, day: dt.date) -> float | None:
     executions = inputs.executions
     counted = executions[
-        _within(executions["created_at"], day, AUTOMATION_WINDOW_DAYS)
+        _within(decided_at(executions), day, AUTOMATION_WINDOW_DAYS)
         & (executions["status"] != "held_out")
         & (executions["triggered_by"] != EXPORT)
     ]
@@ -499,7 +513,7 @@ KPIS: Final[tuple[KpiDefinition, ...]] = (
         Kpi(
             "intervention_coverage",
             "Of the suppliers counted by suppliers_at_risk, the share with an intervention "
-            f"scheduled in the last {COVERAGE_WINDOW_DAYS} days up to the day that was not held "
+            f"decided in the last {COVERAGE_WINDOW_DAYS} days up to the day that was not held "
             "out for the control group, not cancelled and not failed without a retry due.",
             "share",
         ),
@@ -508,7 +522,7 @@ KPIS: Final[tuple[KpiDefinition, ...]] = (
     KpiDefinition(
         Kpi(
             "automation_rate_30d",
-            f"Of the interventions created in the last {AUTOMATION_WINDOW_DAYS} days (leaving "
+            f"Of the interventions decided in the last {AUTOMATION_WINDOW_DAYS} days (leaving "
             "out the control group's held-out ones and those copied from the app's export), the "
             "share scheduled by a rule as an email sequence, in-app message or feature tour "
             "rather than triggered by a person.",

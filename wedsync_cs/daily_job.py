@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import typer
@@ -27,6 +28,7 @@ import typer
 from wedsync_cs.settings import Settings
 
 if TYPE_CHECKING:  # the job imports its parts when it runs
+    from monitoring.kpis import KpiValue
     from serving.automation import DayInterventions
     from serving.dispatch import DispatchReport
 
@@ -49,6 +51,8 @@ class DailyRun:
     keys_forgotten: int = 0  # Idempotency-Keys past their retention
     interventions: DayInterventions | None = None  # what the rules recorded (not a backfill)
     delivery: DispatchReport | None = None  # what the outbox delivered (not a backfill)
+    kpis: list[KpiValue] = field(default_factory=list)  # the day's KPIs, as stored
+    agents: int = 0  # agents' performance rows stored
 
     @property
     def unscored(self) -> int:
@@ -243,6 +247,7 @@ def _score_and_store(
             part = keys.iloc[start : start + CHUNK_ROWS]
             assessment = scorer.assess(part)
             h, p = day_rows(assessment, active, previous, day, versions, computed_at)
+            _add_last_login(h, features.iloc[start : start + CHUNK_ROWS], day)
             health_rows += h
             prediction_rows += p
             ok = assessment.scores["scored"].to_numpy(bool)
@@ -281,6 +286,9 @@ def _score_and_store(
         began = time.perf_counter()
         run.delivery = deliver(settings, engine)
         run.seconds["deliver"] = time.perf_counter() - began
+    began = time.perf_counter()
+    run.kpis, run.agents = record_day_metrics(engine, raw, day)
+    run.seconds["kpis and agents"] = time.perf_counter() - began
     timing = (
         [
             {
@@ -312,6 +320,33 @@ def _score_and_store(
         ],
     )
     return missing
+
+
+def record_day_metrics(engine, raw: Path, day: date) -> tuple[list[KpiValue], int]:
+    """Compute and store the day's KPIs and agents' performance; the KPIs and the number of
+    agents' rows."""
+    from monitoring.agents import agent_performance
+    from monitoring.kpis import compute_kpis
+    from serving.db.metrics import read_inputs, store_agents, store_kpis
+
+    inputs = read_inputs(engine, raw, day)
+    kpis = compute_kpis(inputs.kpis, day)
+    agents = agent_performance(inputs.agents, day)
+    computed_at = datetime.now(UTC)
+    store_kpis(engine, kpis, computed_at)
+    store_agents(engine, agents, computed_at)
+    return kpis, len(agents)
+
+
+def _add_last_login(health_rows: list[dict], rows: pd.DataFrame, day: date) -> None:
+    """Each health row's ``last_login_day``: the day minus the feature row's
+    ``days_since_last_login`` (None before the first login)."""
+    since = dict(zip(rows["supplier_id"].astype(str), rows["days_since_last_login"], strict=True))
+    for row in health_rows:
+        days = since.get(row["supplier_id"])
+        row["last_login_day"] = (
+            None if days is None or not np.isfinite(days) else day - timedelta(days=int(days))
+        )
 
 
 def deliver(settings: Settings, engine, limit: int | None = None) -> DispatchReport:
@@ -390,6 +425,15 @@ def _print_run(run: DailyRun, missing: int) -> None:
         _print_interventions(run.interventions)
     if run.delivery is not None:
         print_delivery(run.delivery)
+    if run.kpis:
+        shown = ("logo_churn_30d", "suppliers_at_risk", "intervention_coverage", "saves")
+        values = {k.name: k for k in run.kpis}
+        undefined = sum(k.value is None for k in run.kpis)
+        typer.echo(
+            f"  KPIs stored: {len(run.kpis)} ({undefined} undefined that day); "
+            + ", ".join(_kpi_text(values[n]) for n in shown if n in values)
+            + f"; agents' performance rows: {run.agents}"
+        )
     if run.keys_forgotten:
         typer.echo(f"  forgot {run.keys_forgotten:,} Idempotency-Keys past their retention")
     typer.echo(
@@ -397,6 +441,14 @@ def _print_run(run: DailyRun, missing: int) -> None:
         + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
         + f"; wall {run.wall_seconds:.1f} s"
     )
+
+
+def _kpi_text(kpi: KpiValue) -> str:
+    if kpi.value is None:
+        return f"{kpi.name} undefined"
+    if kpi.unit == "share":
+        return f"{kpi.name} {kpi.value:.1%}"
+    return f"{kpi.name} {kpi.value:,.4g}"
 
 
 def _print_interventions(day: DayInterventions) -> None:

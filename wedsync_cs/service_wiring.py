@@ -66,6 +66,7 @@ def backend_of(
     from serving.in_app import InAppInbox
     from serving.interventions import InterventionRecorder
     from serving.onboarding import OnboardingTracker
+    from serving.performance import PerformanceBook
     from serving.predictions import PredictionBook
     from serving.worklist import Worklists
 
@@ -80,4 +81,5 @@ def backend_of(
         worklists=Worklists(engine),
         inbox=InAppInbox(engine),
         executions=ExecutionLog(engine),
+        performance=PerformanceBook(engine),
     )

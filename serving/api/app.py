@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
@@ -40,6 +40,7 @@ from serving.executions import ExecutionLog
 from serving.in_app import InAppInbox
 from serving.interventions import InterventionRecorder
 from serving.onboarding import OnboardingTracker
+from serving.performance import PerformanceBook
 from serving.predictions import MAX_LIMIT, PredictionBook
 from serving.worklist import Worklists
 
@@ -63,6 +64,7 @@ class Backend:
     worklists: Worklists
     inbox: InAppInbox
     executions: ExecutionLog
+    performance: PerformanceBook
 
     def database_reachable(self) -> bool:
         try:
@@ -299,6 +301,39 @@ def build_app(
         if agent_id is None:
             raise BadRequestError("agentId is required (this token is for no agent)")
         return api.worklists.for_agent(agent_id, limit)
+
+    @app.get(
+        f"{PREFIX}/kpis",
+        response_model=schemas.KpisResponse,
+        responses=_errors(*COMMON),
+        tags=["monitoring"],
+    )
+    def kpis(
+        api: Api,
+        who: Caller,
+        first: Annotated[date | None, Query(alias="from")] = None,
+        last: Annotated[date | None, Query(alias="to")] = None,
+    ) -> schemas.KpisResponse:
+        who.require("kpis")
+        return schemas.KpisResponse(kpis=api.performance.kpis(first, last))
+
+    @app.get(
+        f"{PREFIX}/agents",
+        response_model=schemas.AgentsResponse,
+        responses=_errors(*COMMON),
+        tags=["monitoring"],
+    )
+    def agents(
+        api: Api,
+        who: Caller,
+        day: Annotated[date | None, Query(alias="date")] = None,
+    ) -> schemas.AgentsResponse:
+        if who.role == "admin":
+            return schemas.AgentsResponse(agents=api.performance.agents(day, None))
+        who.require("worklist")  # an agent's token: its own row only
+        if who.agent_id is None:
+            raise ForbiddenError("this token is for no agent: only an admin reads every agent")
+        return schemas.AgentsResponse(agents=api.performance.agents(day, who.agent_id))
 
     @app.get(
         f"{PREFIX}/in-app/{{userId}}",

@@ -267,6 +267,50 @@ class SuccessResponse(Wire):
     success: Literal[True] = True
 
 
+# ----- monitoring: KPIs and agents ----------------------------------------------------------
+
+
+class KpiOut(Wire):
+    name: str
+    definition: str
+    value: float | None  # None: undefined that day (no denominator, a day not scored)
+    unit: str
+    date: date
+
+
+class KpisResponse(Wire):
+    success: Literal[True] = True
+    kpis: list[KpiOut]
+
+
+class AgentPerformanceOut(Wire):
+    """A ``cs_performance_metrics`` row: the agent's results of the day (see
+    :mod:`monitoring.agents` for each definition)."""
+
+    agent_id: str
+    name: str
+    date: date
+    accounts_managed: int
+    interactions_completed: int
+    suppliers_retained: int
+    suppliers_churned: int
+    retention_rate: float | None
+    satisfaction: float | None
+    upgrades: int | None
+    health_improvements: int | None
+    mean_health_change: float | None
+    churn_prevented: float | None  # credited against the control group, with its 95 % CI
+    churn_prevented_ci_low: float | None
+    churn_prevented_ci_high: float | None
+    ltv_impact: float | None
+    credit_basis: str | None
+
+
+class AgentsResponse(Wire):
+    success: Literal[True] = True
+    agents: list[AgentPerformanceOut]
+
+
 # ----- onboarding -------------------------------------------------------------------------
 
 

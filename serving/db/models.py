@@ -122,6 +122,7 @@ class CustomerHealth(Base):
     churn_probability: Mapped[float | None] = mapped_column(Float)
     health_model_version: Mapped[str] = mapped_column(String(40))
     computed_at: Mapped[datetime] = mapped_column(INSTANT)
+    last_login_day: Mapped[date | None] = mapped_column(Date)  # as of the day's features
 
     __table_args__ = (Index("ix_customer_health_day_risk", "day", "risk_level"),)
 
@@ -314,7 +315,30 @@ class CsPerformanceMetric(Base):
     suppliers_churned: Mapped[int] = mapped_column(Integer)
     retention_rate: Mapped[float | None] = mapped_column(Float)
     mean_health_change: Mapped[float | None] = mapped_column(Float)
-    credited_retention_value: Mapped[float | None] = mapped_column(Float)
+    credited_retention_value: Mapped[float | None] = mapped_column(Float)  # the LTV impact
+    satisfaction: Mapped[float | None] = mapped_column(Float)
+    upgrades: Mapped[int | None] = mapped_column(Integer)
+    health_improvements: Mapped[int | None] = mapped_column(Integer)
+    churn_prevented: Mapped[float | None] = mapped_column(Float)
+    churn_prevented_ci_low: Mapped[float | None] = mapped_column(Float)
+    churn_prevented_ci_high: Mapped[float | None] = mapped_column(Float)
+    credit_basis: Mapped[str | None] = mapped_column(String(40))
+    computed_at: Mapped[datetime | None] = mapped_column(INSTANT)
+
+
+class CsKpi(Base):
+    """One KPI of one day (:data:`monitoring.kpis.KPIS` defines them; the definition is kept
+    as it read when the value was computed)."""
+
+    __tablename__ = "cs_kpis"
+    __table_args__ = (Index("ix_cs_kpis_day", "day"),)
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(20))
+    definition: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(INSTANT)
 
 
 class IdempotencyKey(Base):

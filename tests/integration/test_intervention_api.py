@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from serving.api.app import PREFIX, build_app
 from serving.db.migrate import engine_for
 from serving.db.models import (
+    ChurnPrediction,
     ControlGroupMember,
+    CsAgent,
     InAppMessage,
     InterventionExecution,
     Supplier,
@@ -220,3 +222,77 @@ def test_the_executions_list_filters_and_puts_the_newest_first(api) -> None:
     assert future.json()["executions"] == []
     assert client.get(f"{PREFIX}/interventions?status=lost", headers=APP).status_code == 422
     assert json.loads(client.get(f"{PREFIX}/interventions", headers={}).text)["success"] is False
+
+
+def test_kpis_and_agents_are_read_back_as_score_daily_stored_them_by_role(api) -> None:
+    """score-daily stored the day's KPIs (the registry's, each with its definition) and every
+    agent's row; /kpis is for admins, /agents gives an agent its own row only."""
+    from monitoring.kpis import KPIS
+
+    client, engine = api
+    kpis = client.get(f"{PREFIX}/kpis", headers=ADMIN)
+    assert kpis.status_code == 200, kpis.text
+    rows = kpis.json()["kpis"]
+    assert [r["name"] for r in rows] == [d.name for d in KPIS] and len(rows) >= 10
+    day = rows[0]["date"]
+    assert all(r["date"] == day and r["definition"].endswith(".") for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    with engine.connect() as connection:
+        at_risk = connection.scalar(
+            select(func.count())
+            .select_from(ChurnPrediction)
+            .join(Supplier, Supplier.supplier_id == ChurnPrediction.supplier_id)
+            .where(
+                ChurnPrediction.day == date.fromisoformat(day),
+                Supplier.status == "active",
+                ChurnPrediction.risk_level.in_(["high", "critical"])
+                | (ChurnPrediction.churn_probability >= 0.6),
+            )
+        )
+    assert by_name["suppliers_at_risk"]["value"] == at_risk
+    assert 0 <= by_name["automation_rate_30d"]["value"] <= 1
+    same = client.get(f"{PREFIX}/kpis", params={"from": day, "to": day}, headers=ADMIN)
+    assert same.json()["kpis"] == rows
+    assert (
+        client.get(
+            f"{PREFIX}/kpis", params={"from": "2000-01-01", "to": "2000-01-02"}, headers=ADMIN
+        ).json()["kpis"]
+        == []
+    )
+    backwards = client.get(
+        f"{PREFIX}/kpis", params={"from": day, "to": "2000-01-01"}, headers=ADMIN
+    )
+    assert backwards.status_code == 400 and "after" in backwards.json()["error"]["message"]
+    assert client.get(f"{PREFIX}/kpis", params={"from": "soon"}, headers=ADMIN).status_code == 422
+    for token in (APP, AGENT):
+        assert client.get(f"{PREFIX}/kpis", headers=token).status_code == 403
+
+    everyone = client.get(f"{PREFIX}/agents", headers=ADMIN)
+    assert everyone.status_code == 200, everyone.text
+    agents = everyone.json()["agents"]
+    with engine.connect() as connection:
+        every_agent = sorted(connection.scalars(select(CsAgent.agent_id)))
+    assert [a["agentId"] for a in agents] == every_agent and {a["date"] for a in agents} == {day}
+    with engine.connect() as connection:
+        managed = connection.execute(
+            select(Supplier.agent_id, func.count())
+            .where(Supplier.status == "active")
+            .group_by(Supplier.agent_id)
+        ).all()
+    assert {a["agentId"]: a["accountsManaged"] for a in agents} == {
+        agent: n for agent, n in managed if agent is not None
+    }
+    for a in agents:
+        assert a["creditBasis"] in {"control group", "insufficient control data"}
+        if a["churnPrevented"] is not None:
+            assert a["churnPreventedCiLow"] <= a["churnPrevented"] <= a["churnPreventedCiHigh"]
+    own = client.get(f"{PREFIX}/agents", headers=AGENT).json()["agents"]
+    assert [a["agentId"] for a in own] == ["agent_01"]
+    assert own[0] == next(a for a in agents if a["agentId"] == "agent_01")
+    assert client.get(f"{PREFIX}/agents", headers=APP).status_code == 403
+    assert (
+        client.get(f"{PREFIX}/agents", params={"date": "1999-01-01"}, headers=ADMIN).json()[
+            "agents"
+        ]
+        == []
+    )

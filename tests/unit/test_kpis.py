@@ -221,7 +221,7 @@ def test_risk_kpis_are_undefined_on_a_day_not_scored_and_coverage_without_risk()
 
 
 def test_automation_rate_is_the_rules_automated_share_of_decided_executions() -> None:
-    # created in (2024-05-31, 2024-06-30]: from 2024-06-01 00:00 to 2024-07-01 00:00
+    # scheduled in (2024-05-31, 2024-06-30]: from 2024-06-01 00:00 to 2024-07-01 00:00
     executions = [
         execution("a", "sent", "2024-06-10"),  # a rule's email: automated
         execution("b", "scheduled", "2024-06-11", kind="phone_call"),  # a rule's call
@@ -229,8 +229,8 @@ def test_automation_rate_is_the_rules_automated_share_of_decided_executions() ->
         execution("d", "cancelled", "2024-06-13", kind="in_app_message"),  # automated
         execution("e", "held_out", "2024-06-14", kind="feature_tour"),  # left out
         execution("f", "sent", "2024-06-15", by="export"),  # left out
-        execution("g", "sent", "2024-06-16", created="2024-05-31 23:59"),  # too early
-        execution("h", "scheduled", "2024-07-03", created="2024-06-30 23:00"),  # counted
+        execution("g", "sent", "2024-05-31 23:59", created="2024-06-16"),  # too early
+        execution("h", "scheduled", "2024-06-30 23:00", created="2024-07-03"),  # counted
     ]
     # counted: a, b, c, d, h; automated: a, d, h
     assert kpis(inputs(executions=executions))["automation_rate_30d"] == pytest.approx(3 / 5)

@@ -1,0 +1,234 @@
+"""The daily KPIs and agent performance: reading their inputs from the operational database and
+the export, and storing and reading back what :mod:`monitoring.kpis` and
+:mod:`monitoring.agents` computed. The computations themselves are pure and live there."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, func, or_, select
+
+from monitoring.agents import AgentInputs, AgentPerformance
+from monitoring.kpis import AT_RISK_LEVELS, AT_RISK_PROBABILITY, KpiInputs, KpiValue
+from serving.db.migrate import insert_for
+from serving.db.models import (
+    ChurnPrediction,
+    CsAgent,
+    CsKpi,
+    CsPerformanceMetric,
+    CustomerHealth,
+    InterventionExecution,
+    SuccessMilestone,
+    Supplier,
+    SupportInteraction,
+)
+
+PREDICTION_DAYS: Final = 60  # saves look back 60 days
+EXECUTION_DAYS: Final = 100  # the agents' credit window reaches 90 days back
+HEALTH_BACK_DAYS: Final = 30
+
+
+def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def _export(raw: Path, name: str, columns: list[str]) -> pd.DataFrame:
+    frame = pq.read_table(Path(raw) / f"{name}.parquet", columns=columns).to_pandas()
+    for column in columns:
+        if column.endswith("_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+@dataclasses.dataclass(frozen=True)
+class DayMetricInputs:
+    kpis: KpiInputs
+    agents: AgentInputs
+
+
+def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
+    """What the KPIs and the agents' rows of ``day`` read, and only that: the day's predictions
+    with the older days' at-risk ones, the health of the day and of 30 days before, the
+    executions of the last 100 days."""
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+    first = day - timedelta(days=PREDICTION_DAYS - 1)
+    P, H, E = ChurnPrediction, CustomerHealth, InterventionExecution
+    with engine.connect() as c:
+        directory = _utc(
+            pd.read_sql(
+                select(
+                    Supplier.supplier_id,
+                    Supplier.agent_id,
+                    Supplier.monthly_revenue,
+                    Supplier.signup_at,
+                    Supplier.cancelled_at,
+                ),
+                c,
+            ),
+            "signup_at",
+            "cancelled_at",
+        )
+        predictions = pd.read_sql(
+            select(P.supplier_id, P.day, P.churn_probability, P.risk_level, P.ltv_at_risk).where(
+                P.day >= first,
+                P.day <= day,
+                or_(
+                    P.day == day,
+                    P.risk_level.in_(sorted(AT_RISK_LEVELS)),
+                    P.churn_probability >= AT_RISK_PROBABILITY,
+                ),
+            ),
+            c,
+        )
+        health = pd.read_sql(
+            select(H.supplier_id, H.day, H.score, H.segment).where(
+                H.day.in_([day, day - timedelta(days=HEALTH_BACK_DAYS)])
+            ),
+            c,
+        )
+        executions = _utc(
+            pd.read_sql(
+                select(
+                    E.supplier_id,
+                    E.intervention_type,
+                    E.status,
+                    E.scheduled_at,
+                    E.executed_at,
+                    E.triggered_by,
+                    E.created_at,
+                    E.next_attempt_at,
+                    E.rule_id,
+                    E.control_group,
+                    E.day,
+                ).where(E.scheduled_at >= end - timedelta(days=EXECUTION_DAYS)),
+                c,
+            ),
+            "scheduled_at",
+            "executed_at",
+            "created_at",
+            "next_attempt_at",
+        )
+        milestones = _utc(
+            pd.read_sql(
+                select(
+                    SuccessMilestone.supplier_id,
+                    SuccessMilestone.milestone_type,
+                    SuccessMilestone.achieved_at,
+                ),
+                c,
+            ),
+            "achieved_at",
+        )
+        agents = pd.read_sql(select(CsAgent.agent_id, CsAgent.name), c)
+        interactions = _utc(
+            pd.read_sql(
+                select(
+                    SupportInteraction.agent_id,
+                    SupportInteraction.occurred_at,
+                    SupportInteraction.outcome,
+                ).where(SupportInteraction.occurred_at >= end - timedelta(days=HEALTH_BACK_DAYS)),
+                c,
+            ),
+            "occurred_at",
+        )
+    for frame in (predictions, health):
+        frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    tickets = _export(
+        raw,
+        "support_tickets",
+        ["supplier_id", "created_at", "resolved_at", "satisfaction_rating"],
+    )
+    billing = _export(raw, "billing_events", ["supplier_id", "occurred_at", "event_type"])
+    return DayMetricInputs(
+        kpis=KpiInputs(
+            directory=directory,
+            health=health,
+            predictions=predictions,
+            executions=executions,
+            milestones=milestones,
+            tickets=tickets,
+        ),
+        agents=AgentInputs(
+            agents=agents,
+            directory=directory,
+            executions=executions,
+            health=health,
+            tickets=tickets,
+            billing=billing[billing["event_type"] == "plan_upgraded"],
+            interactions=interactions,
+        ),
+    )
+
+
+def store_kpis(engine: Engine, values: Sequence[KpiValue], computed_at: datetime) -> int:
+    """Insert or replace the KPI values (keyed by name and day)."""
+    rows = [
+        {
+            "name": v.name,
+            "day": v.date,
+            "value": v.value,
+            "unit": v.unit,
+            "definition": v.definition,
+            "computed_at": computed_at,
+        }
+        for v in values
+    ]
+    return _upsert(engine, CsKpi, rows, ("name", "day"))
+
+
+def store_agents(engine: Engine, rows: Sequence[AgentPerformance], computed_at: datetime) -> int:
+    """Insert or replace the agents' rows (keyed by agent and day)."""
+    records = []
+    for row in rows:
+        r = dataclasses.asdict(row)
+        records.append(
+            {
+                "agent_id": r["agent_id"],
+                "day": r["day"],
+                "suppliers_managed": r["accounts_managed"],
+                "interventions_completed": r["interactions_completed"],
+                "suppliers_retained": r["suppliers_retained"],
+                "suppliers_churned": r["suppliers_churned"],
+                "retention_rate": r["retention_rate"],
+                "mean_health_change": r["mean_health_change"],
+                "credited_retention_value": r["ltv_impact"],
+                "satisfaction": r["satisfaction"],
+                "upgrades": r["upgrades"],
+                "health_improvements": r["health_improvements"],
+                "churn_prevented": r["churn_prevented"],
+                "churn_prevented_ci_low": r["churn_prevented_ci_low"],
+                "churn_prevented_ci_high": r["churn_prevented_ci_high"],
+                "credit_basis": r["credit_basis"],
+                "computed_at": computed_at,
+            }
+        )
+    return _upsert(engine, CsPerformanceMetric, records, ("agent_id", "day"))
+
+
+def _upsert(engine: Engine, table: Any, rows: list[dict], keys: tuple[str, ...]) -> int:
+    if not rows:
+        return 0
+    statement = insert_for(engine)(table)
+    columns = [c for c in rows[0] if c not in keys]
+    with engine.begin() as connection:
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[getattr(table, k) for k in keys],
+                set_={c: statement.excluded[c] for c in columns},
+            ),
+            rows,
+        )
+    return len(rows)
+
+
+def latest_day(engine: Engine, table: Any) -> date | None:
+    with engine.connect() as connection:
+        return connection.execute(select(func.max(table.day))).scalar()
