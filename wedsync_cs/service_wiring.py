@@ -62,6 +62,7 @@ def backend_of(
 ) -> Backend:
     """The backend's plain objects over one operational database."""
     from serving.bulk import BulkOutreach
+    from serving.effect_book import EffectBook
     from serving.executions import ExecutionLog
     from serving.in_app import InAppInbox
     from serving.interventions import InterventionRecorder
@@ -82,4 +83,5 @@ def backend_of(
         inbox=InAppInbox(engine),
         executions=ExecutionLog(engine),
         performance=PerformanceBook(engine),
+        effects=EffectBook(engine),
     )

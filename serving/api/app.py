@@ -29,6 +29,7 @@ from serving.api import schemas
 from serving.api.auth import Principal, TokenBook
 from serving.assessments import ScorerBusyError, SupplierAssessments
 from serving.bulk import BulkOutreach
+from serving.effect_book import EffectBook
 from serving.errors import (
     BadRequestError,
     ConflictError,
@@ -65,6 +66,7 @@ class Backend:
     inbox: InAppInbox
     executions: ExecutionLog
     performance: PerformanceBook
+    effects: EffectBook
 
     def database_reachable(self) -> bool:
         try:
@@ -316,6 +318,23 @@ def build_app(
     ) -> schemas.KpisResponse:
         who.require("kpis")
         return schemas.KpisResponse(kpis=api.performance.kpis(first, last))
+
+    @app.get(
+        f"{PREFIX}/interventions/effect",
+        response_model=schemas.EffectsResponse,
+        responses=_errors(*COMMON),
+        tags=["monitoring"],
+    )
+    def intervention_effect(
+        api: Api, who: Caller, since: Annotated[date | None, Query()] = None
+    ) -> schemas.EffectsResponse:
+        who.require("kpis")
+        as_of, effects = api.effects.measure(since)
+        return schemas.EffectsResponse(
+            as_of=as_of,
+            since=since,
+            effects=[schemas.InterventionEffectOut(**e.model_dump()) for e in effects],
+        )
 
     @app.get(
         f"{PREFIX}/agents",

@@ -408,3 +408,55 @@ class ServedModel(Wire):
 class ModelsResponse(Wire):
     success: Literal[True] = True
     models: list[ServedModel]
+
+
+class OutcomeEffectOut(Wire):
+    """One outcome, contacted (treated) against held out (control); see
+    :class:`monitoring.effects.OutcomeEffect`."""
+
+    outcome: str
+    kind: Literal["proportion", "mean"]
+    n_treated: int
+    n_control: int
+    n_pending: int
+    n_missing: int
+    estimable: bool
+    treated: float | None
+    control: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    significant: bool
+    verdict: str
+
+
+class InterventionEffectOut(Wire):
+    """A type's (``rule`` null) or a rule's measured effect; see
+    :class:`monitoring.effects.InterventionEffect`."""
+
+    intervention_type: str
+    rule: str | None
+    n_treated: int
+    n_control: int
+    delivery_rate: float | None
+    outcomes: dict[str, OutcomeEffectOut]  # keyed login_7d, health_change_14d, retained_30d...
+    verdict: str
+    cost: float | None
+    mean_ltv: float | None
+    churn_prevented_30d: float | None
+    churn_prevented_30d_ci_low: float | None
+    churn_prevented_30d_ci_high: float | None
+    ltv_protected: float | None
+    ltv_protected_ci_low: float | None
+    ltv_protected_ci_high: float | None
+    roi: float | None
+    roi_ci_low: float | None
+    roi_ci_high: float | None
+
+
+class EffectsResponse(Wire):
+    success: Literal[True] = True
+    as_of: date | None  # the last scored day: outcomes known by its end
+    since: date | None
+    effects: list[InterventionEffectOut]

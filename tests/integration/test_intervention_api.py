@@ -296,3 +296,38 @@ def test_kpis_and_agents_are_read_back_as_score_daily_stored_them_by_role(api) -
         ]
         == []
     )
+
+
+def test_the_effect_route_splits_the_rules_units_into_contacted_and_held_out(api) -> None:
+    """One scored day: every unit is still inside its windows, so every outcome is pending and
+    not estimable (never a difference read from nothing); the counts are the day's units."""
+    client, engine = api
+    answer = client.get(f"{PREFIX}/interventions/effect", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                InterventionExecution.rule_id,
+                InterventionExecution.supplier_id,
+                InterventionExecution.control_group,
+            ).where(InterventionExecution.rule_id.is_not(None))
+        ).all()
+    units = {(r.rule_id, r.supplier_id): r.control_group for r in rows}
+    by_rule = {e["rule"]: e for e in body["effects"] if e["rule"] is not None}
+    assert set(by_rule) == {rule for rule, _ in units}
+    for rule, effect in by_rule.items():
+        mine = [held for (r, _), held in units.items() if r == rule]
+        assert effect["nControl"] == sum(mine) and effect["nTreated"] == len(mine) - sum(mine)
+        for outcome in effect["outcomes"].values():
+            assert not outcome["estimable"] and not outcome["significant"]
+            assert outcome["nPending"] == len(mine) and outcome["verdict"].startswith("not")
+    types = [e["interventionType"] for e in body["effects"] if e["rule"] is None]
+    assert len(types) == len(set(types)) >= 1
+    later = client.get(
+        f"{PREFIX}/interventions/effect", params={"since": "2999-01-01"}, headers=ADMIN
+    )
+    assert later.status_code == 400 and "after" in later.json()["error"]["message"]
+    assert client.get(f"{PREFIX}/interventions/effect", headers=APP).status_code == 403
+    bad = client.get(f"{PREFIX}/interventions/effect", params={"since": "x"}, headers=ADMIN)
+    assert bad.status_code == 422
