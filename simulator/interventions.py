@@ -25,6 +25,27 @@ the lifted suppliers behave differently and, from then on, so do the later draws
 
 The truth's ``p_true`` is rolled forward from the exact state, lift included, without further
 contacts: with the policy on it is the churn probability if no new intervention were sent.
+
+Each decided contact's true effect on churn, in probability units, is in the truth too
+(``truth_intervention_contacts.parquet``): ``p_churn_30d_sent`` and ``p_churn_30d_withheld``
+are the probabilities that the supplier cancels within 30 days after the contact's ``sent_at``
+(in ``(sent_at, sent_at + 30 d]``) if this contact is delivered and if it is not, with no other
+contact in either case, not even one of another type decided the same week (``p_churn_60d_*``:
+within 60 days). Both are rolled forward
+(``truth.contact_churn_probability``, ``truth_paths`` paths) from the exact state at the
+decision, the start of the contact's week (lift of earlier contacts included, none of this
+week's): the week's hazard has no new lift, as its cancellation was drawn before the contact;
+"sent" then adds the contact's effect to the lift, as :meth:`PolicyRun.settle` does, before the
+week's transition, so it enters next week's engagement and the hazard from then on. The
+roll-forward runs from the week's start; it conditions on no cancellation before the send time
+(hours into the week's first day) and counts the horizon's last week up to the send time's
+hour, at the cancellation's exact share, so the window is the one after ``sent_at``. The two
+share every random draw (common random numbers, so their difference has little Monte Carlo
+noise) and equal each other exactly for non-responders; the held-out group's withheld contacts
+state them too (what sending would have done). The draws come from a stream of their own
+(``[seed, 6]``), so the rest of the output is the same as without these columns. Past the end of
+the data the roll-forward keeps the simulation's calendar (no bill falls due) and the export's
+cancellations are cut off, so compare observed churn only over windows that end within the data.
 """
 
 from __future__ import annotations
@@ -62,6 +83,7 @@ WINDOW_WEEKS: Final = 4  # the "recent" window of the observables: 28 days
 BAD_RATING: Final = 2  # a satisfaction rating of 2 or less is a bad one
 SEND_HOURS: Final = (9.0, 17.0)  # contacts go out on the week's first day, office hours (UTC)
 POLICY_STREAM: Final = 5  # the policy's random stream: np.random.default_rng([seed, 5])
+CONTACT_TRUTH_STREAM: Final = 6  # the contacts' truth's roll-forward: [seed, 6]
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Effect = Annotated[float, Field(ge=-3.0, le=3.0, allow_inf_nan=False)]
@@ -460,16 +482,19 @@ class PolicyRun:
             held_out=self.assignment.held_out[supplier],
         )
 
-    def settle(self, due: Contacts, cancel_time: np.ndarray) -> tuple[Contacts, np.ndarray]:
-        """Record the due contacts of suppliers still there at the send time; the delivered
-        ones, and the lift they add to each supplier (float32, (n,))."""
+    def settle(
+        self, due: Contacts, cancel_time: np.ndarray
+    ) -> tuple[Contacts, Contacts, np.ndarray]:
+        """Record the due contacts of suppliers still there at the send time; those contacts
+        (delivered or withheld, in the order :meth:`contacts` keeps), the delivered ones, and
+        the lift they add to each supplier (float32, (n,))."""
         made = due.take(cancel_time[due.supplier] > due.sent_at)
         self.last_sent[made.supplier, made.kind] = made.sent_at
         self.parts.append(made)
         delivered = made.take(~made.held_out)
         effect = self.assignment.effect[delivered.supplier, delivered.kind]
         lift = np.bincount(delivered.supplier, weights=effect, minlength=self.pop.n)
-        return delivered, lift.astype(np.float32)
+        return made, delivered, lift.astype(np.float32)
 
     def observe(self, week: int, rows: dict[str, dict[str, np.ndarray]]) -> None:
         self.observed = observe(self.observed, week, rows)

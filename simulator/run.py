@@ -27,7 +27,12 @@ from simulator.dynamics import (
 )
 from simulator.emission import Window, cancel_reason, emit_week
 from simulator.files import INTERVENTION_CONTACTS_FILE, INTERVENTION_EFFECTS_FILE
-from simulator.interventions import Contacts, InterventionPolicy, PolicyRun
+from simulator.interventions import (
+    CONTACT_TRUTH_STREAM,
+    Contacts,
+    InterventionPolicy,
+    PolicyRun,
+)
 from simulator.population import (
     BUSINESS_WORDS,
     COUNTRIES,
@@ -37,7 +42,7 @@ from simulator.population import (
     with_yearly_plans,
 )
 from simulator.seasonality import season_table
-from simulator.truth import true_churn_probability
+from simulator.truth import contact_churn_probability, true_churn_probability
 
 US_PER_DAY = 86_400_000_000
 MIN_HISTORY_DAYS = 60  # what a history start must leave of the export
@@ -61,6 +66,13 @@ TRUTH_SCHEMA = pa.schema(
 )
 # With the ``interventions`` option: the true effects (one row per supplier) and every contact
 # the policy decided (delivered, or withheld from the held-out group), beside truth.parquet.
+# Each contact also states its true effect on churn in probability units: p_churn_{h}d_sent and
+# p_churn_{h}d_withheld are the probabilities that the supplier cancels within h days after
+# sent_at (in (sent_at, sent_at + h]) if this contact is delivered, and if it is not, with no
+# other contact in either case, from the exact state at the decision (truth.py's
+# contact_churn_probability). They differ by the contact's lift only (equal for non-responders)
+# and are stated for the held-out group's withheld contacts too.
+CONTACT_HORIZON_DAYS = (30, 60)
 INTERVENTION_EFFECTS_SCHEMA = pa.schema(
     [
         ("supplier_id", pa.string()),
@@ -77,8 +89,15 @@ INTERVENTION_CONTACTS_SCHEMA = pa.schema(
         ("intervention_type", pa.string()),
         ("rule", pa.string()),
         ("held_out", pa.bool_()),
+        *(
+            (f"p_churn_{h}d_{case}", pa.float64())
+            for h in CONTACT_HORIZON_DAYS
+            for case in ("sent", "withheld")
+        ),
     ]
 )
+# Weeks of calendar a contact's roll-forward needs: it is sent on its week's first day.
+CONTACT_WEEKS = math.ceil((max(CONTACT_HORIZON_DAYS) + 1) / 7)
 
 
 @dataclass(frozen=True)
@@ -100,7 +119,8 @@ class SimulationConfig:
     ``interventions`` (None, or a policy with ``enabled: false``, is off) applies an
     intervention policy with known effects inside the simulation: delivered contacts fill
     ``interventions_log`` and lift the supplier's latent state, and the truth gains the held-out
-    group, the would-be contacts and each supplier's true effects (simulator/interventions.py).
+    group, the would-be contacts and each supplier's true effects (simulator/interventions.py),
+    and each contact's true effect on churn within 30 and 60 days (INTERVENTION_CONTACTS_SCHEMA).
     """
 
     suppliers: int = 2000
@@ -218,11 +238,16 @@ class _Simulation:
         self.n_weeks = math.ceil(config.days / 7)
         horizon_weeks = math.ceil(config.horizon_days / 7)
         doy0 = config.start.timetuple().tm_yday - 1
-        days = np.arange(7 * (self.n_weeks + horizon_weeks + 1))
+        # Calendar weeks beyond the data: the truth's horizon and a contact's roll-forward.
+        days = np.arange(7 * (self.n_weeks + max(horizon_weeks, CONTACT_WEEKS) + 1))
         daily = season_table(COUNTRIES, (doy0 + days) % 365.25)  # (country, vendor, day)
         self.weekly_season = daily.reshape(len(COUNTRIES), daily.shape[1], -1, 7).mean(-1)
         policy = config.policy
         self.policy = None if policy is None else PolicyRun(policy, self.pop, config.seed)
+        # The contacts' truth rolls forward on a stream of its own, so that neither the
+        # simulation nor truth.parquet changes with it.
+        self.contact_rng = np.random.default_rng([config.seed, CONTACT_TRUTH_STREAM])
+        self.contact_truth: list[np.ndarray] = []  # per week, (4, contacts): the p_churn columns
         self.static = Static.of(
             self.pop,
             feature_effects=config.feature_effects,
@@ -306,7 +331,8 @@ class _Simulation:
             self.cancel_time[churn] = t_cancel[churn]
             if due is not None:  # contacts reach suppliers still there; the lift joins the state
                 assert self.policy is not None and state.lift is not None
-                delivered, lift = self.policy.settle(due, self.cancel_time)
+                made, delivered, lift = self.policy.settle(due, self.cancel_time)
+                self.contact_truth.append(self._contact_truth(state, made, week))
                 state = replace(state, lift=state.lift + lift)
                 writers["interventions_log"].add(self._interventions_log(delivered))
             win = Window(
@@ -379,6 +405,29 @@ class _Simulation:
             self.cfg.threads,
         )
 
+    def _contact_truth(self, state: State, made: Contacts, week: int) -> np.ndarray:
+        """(4, contacts) float64, the p_churn columns (INTERVENTION_CONTACTS_SCHEMA's order) of
+        the week's contacts, rolled forward from ``state``, the state at the week's start (the
+        decision), on the calendar the simulation itself uses (so no bill falls due after the
+        end of the data)."""
+        assert self.policy is not None
+        idx = made.supplier
+        if len(idx) == 0:
+            return np.empty((2 * len(CONTACT_HORIZON_DAYS), 0))
+        contexts = [self.context(week + j)[0].take(idx) for j in range(CONTACT_WEEKS)]
+        p = contact_churn_probability(
+            state.take(idx),
+            self.static.take(idx),
+            contexts,
+            made.sent_at - 7 * week,
+            self.policy.assignment.effect[idx, made.kind],
+            CONTACT_HORIZON_DAYS,
+            self.contact_rng,
+            self.cfg.truth_paths,
+            self.cfg.threads,
+        )
+        return p.reshape(2 * len(CONTACT_HORIZON_DAYS), len(idx))
+
     def _interventions_log(self, delivered: Contacts) -> pa.Table:
         """The delivered contacts as ``interventions_log`` rows (from the history start on)."""
         keep = delivered.sent_at >= self.cfg.history_start_days
@@ -397,7 +446,7 @@ class _Simulation:
     def _write_intervention_truth(self, folder: Path, summary: SimulationSummary) -> None:
         """The policy's truth: per exported supplier its group, whether it responds and its
         true effect of each type; and every contact decided from the history start on (held
-        out: what the supplier would have received)."""
+        out: what the supplier would have received), with its true effect on churn."""
         assert self.policy is not None
         run, kept = self.policy, np.flatnonzero(self.exported)
         a = run.assignment
@@ -419,7 +468,10 @@ class _Simulation:
         )
         pq.write_table(table, folder / INTERVENTION_EFFECTS_FILE, compression="zstd")
         contacts = run.contacts()
-        contacts = contacts.take(contacts.sent_at >= self.cfg.history_start_days)
+        kept_contacts = contacts.sent_at >= self.cfg.history_start_days
+        contacts = contacts.take(kept_contacts)
+        p_churn = np.concatenate(self.contact_truth, axis=1)[:, kept_contacts]
+        churn_names = INTERVENTION_CONTACTS_SCHEMA.names[-len(p_churn) :]
         rule_names = np.asarray([rule.name for rule in run.policy.rules] or [""])
         table = pa.table(
             {
@@ -431,6 +483,7 @@ class _Simulation:
                 ),
                 "rule": pa.array(rule_names[contacts.rule].astype(str), pa.string()),
                 "held_out": pa.array(contacts.held_out),
+                **{name: pa.array(p) for name, p in zip(churn_names, p_churn, strict=True)},
             },
             schema=INTERVENTION_CONTACTS_SCHEMA,
         )

@@ -24,8 +24,10 @@ from simulator.dynamics import Static, WeekContext, initial_state, transition, w
 from simulator.files import INTERVENTION_CONTACTS_FILE, INTERVENTION_EFFECTS_FILE
 from simulator.interventions import (
     WINDOW_WEEKS,
+    Conditions,
     InterventionPolicy,
     Observed,
+    Rule,
     TierMultiplier,
     TypeCaps,
     TypeEffects,
@@ -35,6 +37,7 @@ from simulator.interventions import (
     parse_policy,
 )
 from simulator.population import draw_population
+from simulator.run import CONTACT_HORIZON_DAYS, INTERVENTION_CONTACTS_SCHEMA
 from wedsync_cs.cli import app
 from wedsync_cs.settings import get_settings
 
@@ -57,6 +60,24 @@ def _experiment(size: float) -> InterventionPolicy:
         effects=_effects(size),
         tier_multiplier=FLAT_TIERS,
     )
+
+
+# One strong rule, half held out, everyone responding; no second call within 60 days, so the
+# contacted group gets no further contact in the window the contacts' truth describes.
+SILENT_CALL = InterventionPolicy(
+    held_out_share=0.5,
+    non_responder_share=0.0,
+    effects=TypeEffects(phone_call=1.0),
+    tier_multiplier=FLAT_TIERS,
+    cap_days=TypeCaps(phone_call=70),
+    rules=(
+        Rule(
+            name="silent-call",
+            intervention_type="phone_call",
+            when=Conditions(tenure_days_at_least=42, days_since_last_login_at_least=7),
+        ),
+    ),
+)
 
 
 def _run(tmp_path_factory, name: str, policy: InterventionPolicy | None) -> Path:
@@ -86,6 +107,11 @@ def strong_sim(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def zero_sim(tmp_path_factory) -> Path:
     return _run(tmp_path_factory, "zero", _experiment(0.0))
+
+
+@pytest.fixture(scope="module")
+def silent_call_sim(tmp_path_factory) -> Path:
+    return _run(tmp_path_factory, "silent-call", SILENT_CALL)
 
 
 def _sql(out: Path, query: str) -> list[tuple]:
@@ -141,6 +167,9 @@ def test_zero_effects_change_nothing_but_the_log(zero_sim, off_sim) -> None:
     assert changed == {"raw/interventions_log.parquet"}
     assert set(on) - set(off) == {INTERVENTION_EFFECTS_FILE, INTERVENTION_CONTACTS_FILE}
     assert pq.read_table(zero_sim / "raw/interventions_log.parquet").num_rows > 500
+    contacts = pq.read_table(zero_sim / INTERVENTION_CONTACTS_FILE).to_pandas()
+    for h in CONTACT_HORIZON_DAYS:  # no effect: delivered or not, the same future
+        assert (contacts[f"p_churn_{h}d_sent"] == contacts[f"p_churn_{h}d_withheld"]).all()
 
 
 # -- on: the log follows the contract and the policy -------------------------------------------
@@ -269,6 +298,97 @@ def test_the_policy_works_with_the_other_options(tmp_path: Path) -> None:
     )[0]
     assert n_log > 100 and early_log == early_contacts == extra == 0
     assert len(pq.read_table(out / INTERVENTION_EFFECTS_FILE)) == summary.suppliers
+
+
+def _contact_truth(out: Path):
+    """The contacts' truth with each supplier's responder flag and true effect of the type."""
+    contacts = pq.read_table(out / INTERVENTION_CONTACTS_FILE)
+    assert contacts.schema.equals(INTERVENTION_CONTACTS_SCHEMA)
+    frame = contacts.to_pandas().merge(
+        pq.read_table(out / INTERVENTION_EFFECTS_FILE).to_pandas(),
+        on="supplier_id",
+        suffixes=("", "_supplier"),
+    )
+    kind = frame["intervention_type"].map(contract.INTERVENTION_TYPES.index).to_numpy()
+    effects = frame[[f"effect_{k}" for k in contract.INTERVENTION_TYPES]].to_numpy()
+    frame["effect"] = effects[np.arange(len(frame)), kind]
+    return frame
+
+
+def test_each_contact_states_its_true_churn_if_sent_and_if_withheld(default_sim) -> None:
+    contacts = _contact_truth(default_sim)
+    columns = [f"p_churn_{h}d_{case}" for h in (30, 60) for case in ("sent", "withheld")]
+    values = contacts[columns].to_numpy()
+    assert not np.isnan(values).any() and ((values >= 0) & (values <= 1)).all()
+    assert contacts["held_out"].sum() > 100  # withheld contacts state what sending would do
+    for case in ("sent", "withheld"):  # the same paths: 60 days hold the first 30
+        assert (contacts[f"p_churn_60d_{case}"] >= contacts[f"p_churn_30d_{case}"]).all()
+    non_responders = contacts[~contacts["responder"]]
+    assert len(non_responders) > 500 and (non_responders["effect"] == 0).all()
+    for h in CONTACT_HORIZON_DAYS:  # no lift: the same roll-forward, to the bit
+        same = non_responders[f"p_churn_{h}d_sent"] == non_responders[f"p_churn_{h}d_withheld"]
+        assert same.all(), h
+    # Withheld is "no new contact" from the decision on, as p_true is at the week's start: the
+    # two agree but for the send time's shift within the day and their Monte Carlo noise.
+    (n, corr, mean_p, mean_withheld) = _sql(
+        default_sim,
+        """select count(*), corr(t.p_true, c.p_churn_30d_withheld), avg(t.p_true),
+                  avg(c.p_churn_30d_withheld)
+           from contacts c join truth t
+             on t.supplier_id = c.supplier_id and t.as_of = date_trunc('day', c.sent_at)""",
+    )[0]
+    assert n > 2000 and corr > 0.95 and abs(mean_p - mean_withheld) < 0.01, (corr, mean_p)
+
+
+@pytest.mark.parametrize("fixture", ["default_sim", "strong_sim"])
+def test_a_contact_with_an_effect_lowers_the_true_churn(fixture: str, request) -> None:
+    contacts = _contact_truth(request.getfixturevalue(fixture))
+    responders = contacts[contacts["effect"] > 0]
+    assert len(responders) > 1000
+    for h in CONTACT_HORIZON_DAYS:
+        gain = responders[f"p_churn_{h}d_withheld"] - responders[f"p_churn_{h}d_sent"]
+        assert gain.mean() > 0.001 and (gain > 0).mean() > 0.95, (h, gain.describe())
+
+
+def _after_first_contact(out: Path, horizon: int) -> dict[bool, tuple[int, float, float, float]]:
+    """By held_out, over each supplier's first contact of each rule whose window ends within
+    the data: contacts, the share cancelled within ``horizon`` days after it (observed), and
+    the mean true probability of that if sent and if withheld."""
+    rows = _sql(
+        out,
+        f"""
+        with first as (
+            select * from contacts
+            qualify row_number() over (partition by supplier_id, rule order by sent_at) = 1)
+        select f.held_out, count(*),
+               avg(coalesce(c.cancelled_at <= f.sent_at + interval {horizon} day, false)::int),
+               avg(p_churn_{horizon}d_sent), avg(p_churn_{horizon}d_withheld)
+        from first f left join cancellations c using (supplier_id)
+        where f.sent_at + interval {horizon} day <= {END}
+        group by 1""",
+    )
+    return {held: (n, observed, sent, withheld) for held, n, observed, sent, withheld in rows}
+
+
+@pytest.mark.parametrize("horizon", CONTACT_HORIZON_DAYS)
+def test_the_contacts_truth_is_the_churn_observed_after_them(silent_call_sim, horizon) -> None:
+    """After their first call, held-out suppliers' churn less contacted ones' is the truth's
+    mean gap over the same contacts (within 2.5 standard errors of the observed gap; the
+    truth's Monte Carlo error is far smaller), and each group's churn the truth's for it
+    (within 3)."""
+    groups = _after_first_contact(silent_call_sim, horizon)
+    (n_t, observed_t, sent_t, withheld_t) = groups[False]
+    (n_h, observed_h, sent_h, withheld_h) = groups[True]
+    assert min(n_t, n_h) > 100
+    gap, se = _gap((n_t, observed_t, 0.0), (n_h, observed_h, 0.0))
+    true_gap = ((withheld_t - sent_t) * n_t + (withheld_h - sent_h) * n_h) / (n_t + n_h)
+    assert abs(gap - true_gap) < 2.5 * se, (gap, true_gap, se)
+    assert true_gap > 2 * se  # the check has teeth: a truth of no effect would fail it
+    for n, observed, expected in [(n_t, observed_t, sent_t), (n_h, observed_h, withheld_h)]:
+        assert abs(observed - expected) < 3 * np.sqrt(observed * (1 - observed) / n), (
+            observed,
+            expected,
+        )
 
 
 # -- the effect is real ------------------------------------------------------------------------
