@@ -9,9 +9,10 @@ happen at the edges (the daily job, the ``/agents`` route). Times follow
 An agent's suppliers are those the directory assigns to it now (no assignment history is kept).
 
 * ``accounts_managed``: its suppliers active at the end of the day.
-* ``interactions_completed``: interventions delivered (sent or completed) to its suppliers in
-  the last 30 days, every channel, plus its support interactions of the window with an outcome
-  other than ``scheduled``.
+* ``interactions_completed``: interventions decided in the last 30 days
+  (:func:`monitoring.kpis.decided_at`) and delivered (sent or completed) to its suppliers, every
+  channel, plus its support interactions of the window with an outcome other than
+  ``scheduled``.
 * ``suppliers_retained`` / ``suppliers_churned`` / ``retention_rate``: of its suppliers active
   30 days ago, those still active at the end of the day / cancelled since.
 * ``satisfaction``: the mean rating (1..5) of its suppliers' tickets resolved in the window.
@@ -40,7 +41,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from monitoring.kpis import DELIVERED_STATUSES
+from monitoring.kpis import DELIVERED_STATUSES, decided_at
 from serving.advice import LTV_MONTHS
 
 WINDOW_DAYS: Final = 30
@@ -217,11 +218,7 @@ def agent_performance(inputs: AgentInputs, day: dt.date) -> list[AgentPerformanc
     active_now = _active_at(d, end)
     active_then = _active_at(d, start)
     e = inputs.executions
-    delivered = e[
-        e["status"].isin(DELIVERED_STATUSES)
-        & e["executed_at"].notna()
-        & _within(e["executed_at"], day, WINDOW_DAYS)
-    ]
+    delivered = e[e["status"].isin(DELIVERED_STATUSES) & _within(decided_at(e), day, WINDOW_DAYS)]
     t = inputs.tickets
     rated = t[
         t["resolved_at"].notna()

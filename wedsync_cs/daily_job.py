@@ -212,8 +212,8 @@ def _score_and_store(
         cancellations = _contract_table(raw, "cancellations")
         rows = directory_rows(suppliers, cancellations, end)
         directory = pd.DataFrame(rows)
-        if not run.backfill or not _has_directory(engine):
-            # a backfill never rolls the directory back to an older day
+        if not run.backfill or _directory_older_than(engine, end):
+            # a backfill never rolls the directory back to an older day (but brings it on)
             write_directory(engine, rows)
             sync_milestones(engine, _contract_table(raw, "milestones"), end)
             if (raw / "interventions_log.parquet").exists():  # an optional table
@@ -392,13 +392,15 @@ def _outcomes(report: DispatchReport, by: int) -> str:
     )
 
 
-def _has_directory(engine) -> bool:
-    from sqlalchemy import select
+def _directory_older_than(engine, end: datetime) -> bool:
+    """No directory yet, or its last sync was for an earlier instant than ``end``."""
+    from sqlalchemy import func, select
 
     from serving.db.models import Supplier
 
     with engine.connect() as connection:
-        return connection.scalar(select(Supplier.supplier_id).limit(1)) is not None
+        synced = connection.scalar(select(func.max(Supplier.synced_at)))
+    return synced is None or synced < end
 
 
 def _count(run: DailyRun, scores: pd.DataFrame) -> None:

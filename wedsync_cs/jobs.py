@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -107,6 +108,9 @@ def print_history(tables: RawTables) -> None:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
 
 
+# the demo scores these many past weeks (30 to 51 days back) first, so that the report has
+# predictions a horizon old to judge, health changes over 30 days and a KPI history
+DEMO_BACKFILL_WEEKS = 4
 SHOWN_FEATURES = (
     "days_since_last_login",
     "logins_30d",
@@ -208,12 +212,25 @@ def run_demo(
     state = upgrade(engine)
     engine.dispose()
     typer.secho(f"\nOperational database at revision {state.current}", bold=True)
+    last = date.fromisoformat(str(build.last_day))
+    for weeks in range(DEMO_BACKFILL_WEEKS, 0, -1):  # past days, for outcomes and KPI history
+        score_daily(settings, out / "raw", as_of=last - timedelta(days=23 + 7 * weeks))
     score_daily(settings, out / "raw")
     (home / "logs").mkdir(exist_ok=True)
     done = run_api_demo(home / "logs" / "demo-service.log")
     failed = [e for e in done if e.status >= 500]
     typer.echo(
         f"\nNext: wedsync-cs serve --port 3000 (set CS_API_TOKENS); wedsync-cs score-daily "
-        f"--raw {out / 'raw'} each day; wedsync-cs predict for batch (supplier_id, as_of) rows."
+        f"--raw {out / 'raw'} each day; wedsync-cs predict for batch (supplier_id, as_of) rows; "
+        "wedsync-cs report for the monitoring report."
     )
+    from wedsync_cs.report_job import write_report
+
+    typer.secho(
+        "\nMonitoring report (drift, outcomes, intervention effect, KPIs, agents)", bold=True
+    )
+    report = write_report(settings)
+    for section, reason in report.unavailable.items():
+        typer.echo(f"  {section}: not available ({reason})")
+    typer.secho(f"Report of {report.as_of}: {report.path}", bold=True)
     return not failed

@@ -143,7 +143,6 @@ def run_drift(
         frames["reference"],
         frames["current"],
         [*columns, PREDICTION],
-        drift_share=thresholds.max_drifted_share,
     )
     metrics = drift_metrics(snapshot)
     folder = settings.ensure_home() / "reports"
