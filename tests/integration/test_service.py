@@ -417,7 +417,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     live: LiveService, token: str
 ) -> None:
     """Every route fuzzed as the app (the admin routes answer 403) and as an admin (bulk
-    executions, any agent's worklist)."""
+    executions, any agent's worklist, KPIs, agents, the intervention effect)."""
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"),
@@ -438,7 +438,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-5000:]
-    assert "passed" in result.stdout and "13/13" in result.stdout
+    assert "passed" in result.stdout and "16/16" in result.stdout
 
 
 def test_not_ready_until_the_database_is_migrated_then_ready(served, tmp_path) -> None:
