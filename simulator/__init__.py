@@ -85,8 +85,9 @@ of engagement's target and of the hazard's log-odds. Delivered contacts fill
 ``interventions_log``; ``truth_interventions.parquet`` (per supplier: group, responder, true
 effect of each type) and ``truth_intervention_contacts.parquet`` (every contact decided,
 withheld ones of the held-out group included, with the true probability of cancelling within
-30 and 60 days if that contact is sent and if it is not) join the truth. Its randomness is a stream of its
-own too, so with every effect 0 only ``interventions_log`` differs from the run without it.
+30 and 60 days if that contact is sent and if it is not) join the truth. Its randomness is a
+stream of its own too, so with every effect 0 only ``interventions_log`` differs from the run
+without it.
 
 Everything is vectorised over suppliers (numpy; no Python loop over suppliers) and deterministic
 for a seed.

@@ -607,6 +607,55 @@ def monitor_outcomes(
     typer.echo("  no retrain flag")
 
 
+@monitor_app.command("uplift")
+def monitor_uplift(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="The last day whose cancellations count (YYYY-MM-DD); default: the newest "
+            "scored day."
+        ),
+    ] = None,
+) -> None:
+    """Per intervention type, an uplift model (T-learner) of the randomised rule executions,
+    fitted on the earlier 70 % of decision days and judged against random targeting (Qini) on
+    the later 30 %: the decision and the day's scores under CS_HOME/models/uplift (the worklist
+    ranks calls by uplift x LTV when phone_call's is on), the JSON under CS_HOME/reports, the
+    figures logged to the champion's MLflow run. Exits 0 whatever the verdict (not an alarm)."""
+    from serving.db.migrate import DatabaseNotReadyError
+    from wedsync_cs.uplift_job import run_uplift
+
+    settings = get_settings()
+    day = _parse_date(as_of, "--as-of") if as_of is not None else None
+    try:
+        run = run_uplift(settings, day)
+    except (LookupError, ValueError, KeyError, DatabaseNotReadyError) as err:
+        _fail(str(err))
+        raise
+    typer.secho(f"Uplift targeting, executions judged by {run.as_of}", bold=True)
+    for r in run.records:
+        counts = (
+            f"{r['n_train']:,} train ({r['n_train_contacted']:,} contacted, "
+            f"{r['n_train_held_out']:,} held out), {r['n_test']:,} test"
+        )
+        qini = (
+            f"Qini {r['qini_coefficient']:.4f} (95% CI {r['ci_low']:.4f} to {r['ci_high']:.4f})"
+            if r["qini_coefficient"] is not None
+            else "no model"
+        )
+        state = "ON" if r["targeting"] else "off"
+        typer.echo(f"  {r['intervention_type']}: {counts}; {qini}; targeting {state}")
+        typer.echo(f"    {r['reason']}")
+    on = ", ".join(run.on) or "none: every worklist ranks by risk"
+    typer.echo(f"  uplift x LTV ranking on for: {on}")
+    typer.echo(f"  decision: {run.decision}")
+    if run.scores is not None:
+        typer.echo(f"  scores: {run.scores}")
+    typer.echo(f"  report: {run.report}")
+    if run.run_id:
+        typer.echo(f"  logged to the champion's MLflow run {run.run_id}")
+
+
 def _parse_date(text: str, option: str = "--start") -> date:
     try:
         return date.fromisoformat(text)
@@ -618,3 +667,22 @@ def _parse_date(text: str, option: str = "--start") -> date:
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+@app.command()
+def report() -> None:
+    """Write one self-contained HTML report under CS_HOME/reports: drift (runs `monitor
+    drift`), outcomes (runs `monitor outcomes`), the measured effect of interventions against
+    the control group, uplift targeting, the KPIs of the last 90 days and the agents; prints
+    its path. A section not available yet says why."""
+    from serving.db.migrate import DatabaseNotReadyError
+    from wedsync_cs.report_job import write_report
+
+    try:
+        run = write_report(get_settings())
+    except (LookupError, DatabaseNotReadyError) as err:
+        _fail(str(err))
+        raise
+    for section, reason in run.unavailable.items():
+        typer.echo(f"  {section}: not available ({reason})")
+    typer.secho(f"Report of {run.as_of}: {run.path}", bold=True)

@@ -53,6 +53,7 @@ class DailyRun:
     delivery: DispatchReport | None = None  # what the outbox delivered (not a backfill)
     kpis: list[KpiValue] = field(default_factory=list)  # the day's KPIs, as stored
     agents: int = 0  # agents' performance rows stored
+    uplift_scores: Path | None = None  # the day's uplift scores (targeting on for some type)
 
     @property
     def unscored(self) -> int:
@@ -289,6 +290,12 @@ def _score_and_store(
     began = time.perf_counter()
     run.kpis, run.agents = record_day_metrics(engine, raw, day)
     run.seconds["kpis and agents"] = time.perf_counter() - began
+    if not run.backfill:  # rank today's worklists by uplift where its decision allows it
+        from wedsync_cs.uplift_job import refresh_scores
+
+        began = time.perf_counter()
+        run.uplift_scores = refresh_scores(settings, champions, day)
+        run.seconds["uplift scores"] = time.perf_counter() - began
     timing = (
         [
             {

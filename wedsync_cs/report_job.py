@@ -1,8 +1,9 @@
 """``wedsync-cs report``: wiring only. Runs the drift and outcome monitors, measures the effect of
-interventions, reads the uplift decision, the KPIs and the agents' rows, and renders them into
-one self-contained HTML file (:mod:`monitoring.report`) under ``CS_HOME/reports``. A section
-that cannot be produced yet (no champion run window, no prediction a horizon old, no decided
-intervention) says why in the report instead of failing the whole of it."""
+interventions, fits and judges the uplift models, reads the KPIs and the agents' rows, and
+renders them into one self-contained HTML file (:mod:`monitoring.report`) under
+``CS_HOME/reports``. A section that cannot be produced yet (no champion run window, no
+prediction a horizon old, no decided intervention) says why in the report instead of failing the
+whole of it."""
 
 from __future__ import annotations
 
@@ -27,11 +28,6 @@ class ReportRun:
     unavailable: dict[str, str]  # section -> why it is not in the report
 
 
-def _latest(folder: Path, pattern: str) -> Path | None:
-    found = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
 def write_report(settings: Settings) -> ReportRun:
     """Gather every section and write the report; its path.
 
@@ -45,6 +41,7 @@ def write_report(settings: Settings) -> ReportRun:
     from serving.performance import PerformanceBook
     from wedsync_cs.database import operational_engine
     from wedsync_cs.monitor_jobs import run_drift, run_outcomes
+    from wedsync_cs.uplift_job import run_uplift
 
     engine = operational_engine(settings)
     require_current(engine)
@@ -83,11 +80,11 @@ def write_report(settings: Settings) -> ReportRun:
             sections["effects"] = [e.model_dump(mode="json") for e in effects]
         else:
             why["effects"] = "no rule has decided an intervention yet"
-        uplift = _latest(settings.ensure_home() / "reports", "uplift-*.json")
-        if uplift is not None:
-            sections["uplift"] = json.loads(uplift.read_text())
-        else:
-            why["uplift"] = "no uplift run yet: `wedsync-cs monitor uplift` fits and judges it"
+        typer.echo("  uplift ...")
+        try:
+            sections["uplift"] = run_uplift(settings).records
+        except LookupError as err:
+            why["uplift"] = str(err)
         book = PerformanceBook(engine)
         kpis = book.kpis(as_of - timedelta(days=KPI_HISTORY_DAYS - 1), as_of)
         if kpis:

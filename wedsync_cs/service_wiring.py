@@ -79,7 +79,7 @@ def backend_of(
         interventions=InterventionRecorder(engine, rules=rules),
         engine=engine,
         bulk=BulkOutreach(engine, rules, settings.control_salt, settings.control_share),
-        worklists=Worklists(engine),
+        worklists=Worklists(engine, uplift_folder=settings.home_dir / "models" / "uplift"),
         inbox=InAppInbox(engine),
         executions=ExecutionLog(engine),
         performance=PerformanceBook(engine),

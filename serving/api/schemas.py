@@ -244,6 +244,10 @@ class WorklistResponse(Wire):
     agent_id: str
     capacity: int
     items: list[WorklistItem]
+    # how the items are ordered: expected loss ("risk"), or the call's expected saved LTV
+    # ("uplift_x_ltv": its uplift model beats random targeting), and why
+    ranking: Literal["uplift_x_ltv", "risk"] = "risk"
+    ranking_reason: str = ""
 
 
 class InAppMessageOut(Wire):
