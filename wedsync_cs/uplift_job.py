@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -112,6 +112,34 @@ class ArmMinimum:
     control: int = 50
     test_treated: int = 50
     test_control: int = 20
+
+
+def load_arm_minimum(path: Path | None = None) -> ArmMinimum:
+    """The ``uplift`` section of ``experiments/monitoring.yaml``: the fewest units per arm.
+
+    Raises:
+        ValueError: the file or the section is missing or wrong (named).
+    """
+    import yaml
+
+    from monitoring.outcomes import MONITORING_CONFIG
+
+    path = path or MONITORING_CONFIG
+    try:
+        raw = (yaml.safe_load(path.read_text()) or {}).get("uplift")
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read the uplift minimums in {path}: {error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} has no uplift section")
+    names = {f.name for f in fields(ArmMinimum)}
+    unknown = sorted(set(raw) - names)
+    wrong = sorted(k for k in names & set(raw) if not isinstance(raw[k], int) or raw[k] < 1)
+    if unknown or wrong or set(raw) != names:
+        raise ValueError(
+            f"{path}: uplift needs positive whole numbers for {sorted(names)}; "
+            f"unknown {unknown}, wrong {wrong}, missing {sorted(names - set(raw))}"
+        )
+    return ArmMinimum(**raw)
 
 
 # -- the units -------------------------------------------------------------------------------
@@ -501,7 +529,7 @@ def _read_feature_rows(
 
 
 def run_uplift(
-    settings: Settings, as_of: date | None = None, min_units: ArmMinimum = ArmMinimum()
+    settings: Settings, as_of: date | None = None, min_units: ArmMinimum | None = None
 ) -> UpliftRun:
     """Fit, judge and record the uplift model of every intervention type (module docstring).
 
@@ -520,6 +548,7 @@ def run_uplift(
     from training.registry import load_champions
     from wedsync_cs.database import operational_engine
 
+    min_units = min_units or load_arm_minimum()
     champions = load_champions(settings.tracking_uri, settings.threads)
     columns = list(champions.churn.columns)
     engine = operational_engine(settings)

@@ -309,3 +309,16 @@ def test_old_scores_files_are_pruned_and_none_outlives_a_run_without_scores(tmp_
     _prune_scores(tmp_path, keep=None)
     assert not list(tmp_path.glob("scores-*.parquet"))
     assert (tmp_path / UPLIFT_DECISION_FILE).exists()
+
+
+def test_the_arm_minimums_come_from_the_monitoring_file_and_a_bad_one_is_named(tmp_path) -> None:
+    from wedsync_cs.uplift_job import ArmMinimum, load_arm_minimum
+
+    assert load_arm_minimum() == ArmMinimum()  # the file states the documented defaults
+    bad = tmp_path / "monitoring.yaml"
+    bad.write_text("uplift:\n  treated: 200\n  control: -1\n  test_treated: 50\n  extra: 1\n")
+    with pytest.raises(ValueError, match=r"unknown \['extra'\], wrong \['control'\], missing"):
+        load_arm_minimum(bad)
+    bad.write_text("drift: {}\n")
+    with pytest.raises(ValueError, match="no uplift section"):
+        load_arm_minimum(bad)
