@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -172,12 +172,17 @@ class Dispatcher:
         policy: DeliveryPolicy,
         clock: Callable[[], datetime] | None = None,
         templates=TEMPLATES,
+        call_order: Mapping[str, float] | None = None,
     ) -> None:
         self.engine = engine
         self.mailer = mailer
         self.policy = policy
         self.clock = clock or (lambda: datetime.now(UTC))
         self.templates = templates
+        # each supplier's expected saved LTV of a call (uplift x LTV), when uplift targeting is
+        # on for calls: within a priority, calls are booked highest first (the earliest slots
+        # of an agent's limited capacity); None keeps the order of scheduling
+        self.call_order = call_order or {}
 
     def run(self, limit: int | None = None) -> DispatchReport:
         """Recover stale claims, then deliver what is due now (at most ``limit``), the most
@@ -192,7 +197,13 @@ class Dispatcher:
                 .where(_due(now))
             ).all()
         rank = {p: i for i, p in enumerate(PRIORITY_ORDER)}
-        rows.sort(key=lambda r: (rank.get(r.priority, len(rank)), r.scheduled_at, r.id))
+
+        def saved(r: Any) -> float:
+            if _channel(r) != "call":
+                return 0.0
+            return -self.call_order.get(r.supplier_id, float("-inf")) if self.call_order else 0.0
+
+        rows.sort(key=lambda r: (rank.get(r.priority, len(rank)), saved(r), r.scheduled_at, r.id))
         rows = rows[:limit] if limit is not None else rows
         gone = [r for r in rows if r.supplier_status != "active"]
         self._cancel(gone, now, report)

@@ -270,6 +270,13 @@ def _score_and_store(
         upsert(engine, ChurnPrediction, prediction_rows, settings.score_batch_rows, bar.update)
     run.seconds["write"] = time.perf_counter() - began
     if not run.backfill:  # interventions are for the day at hand, never a past one
+        from wedsync_cs.uplift_job import refresh_scores
+
+        # today's uplift scores where the decision turns targeting on: worklists and the
+        # order calls are booked in rank by them
+        began = time.perf_counter()
+        run.uplift_scores = refresh_scores(settings, champions, day)
+        run.seconds["uplift scores"] = time.perf_counter() - began
         began = time.perf_counter()
         run.interventions = record_day(
             engine,
@@ -285,17 +292,11 @@ def _score_and_store(
         )
         run.seconds["interventions"] = time.perf_counter() - began
         began = time.perf_counter()
-        run.delivery = deliver(settings, engine)
+        run.delivery = deliver(settings, engine, day=day)
         run.seconds["deliver"] = time.perf_counter() - began
     began = time.perf_counter()
     run.kpis, run.agents = record_day_metrics(engine, raw, day)
     run.seconds["kpis and agents"] = time.perf_counter() - began
-    if not run.backfill:  # rank today's worklists by uplift where its decision allows it
-        from wedsync_cs.uplift_job import refresh_scores
-
-        began = time.perf_counter()
-        run.uplift_scores = refresh_scores(settings, champions, day)
-        run.seconds["uplift scores"] = time.perf_counter() - began
     timing = (
         [
             {
@@ -356,11 +357,23 @@ def _add_last_login(health_rows: list[dict], rows: pd.DataFrame, day: date) -> N
         )
 
 
-def deliver(settings: Settings, engine, limit: int | None = None) -> DispatchReport:
-    """Run the outbox's dispatcher once with the settings' mailer and policy."""
+def deliver(
+    settings: Settings, engine, limit: int | None = None, day: date | None = None
+) -> DispatchReport:
+    """Run the outbox's dispatcher once with the settings' mailer and policy; calls in the order
+    of the uplift ranking of ``day`` (default: the newest scored day) when it is on."""
+    from sqlalchemy import func, select
+
     from serving.calls import BusinessHours
+    from serving.db.models import ChurnPrediction
     from serving.dispatch import DeliveryPolicy, Dispatcher
     from serving.mail import mailer_for
+    from serving.worklist import read_ranking
+
+    if day is None:
+        with engine.connect() as connection:
+            day = connection.scalar(select(func.max(ChurnPrediction.day)))
+    ranking = read_ranking(settings.home_dir / "models" / "uplift", day, "phone_call")
 
     policy = DeliveryPolicy(
         sender=settings.mail_from,
@@ -370,7 +383,8 @@ def deliver(settings: Settings, engine, limit: int | None = None) -> DispatchRep
         hours=BusinessHours(*settings.business_hours),
     )
     mailer = mailer_for(settings.smtp_url, settings.maildir, settings.smtp_ca_file)
-    return Dispatcher(engine, mailer, policy).run(limit)
+    order = ranking.saved_ltv if ranking.name == "uplift_x_ltv" else None
+    return Dispatcher(engine, mailer, policy, call_order=order).run(limit)
 
 
 def print_delivery(report: DispatchReport) -> None:

@@ -420,3 +420,27 @@ def test_starttls_and_a_login_as_the_smtp_url_says(database, tmp_path) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in _executions(engine)[second].last_error
     assert [m[EXECUTION_HEADER] for m in inbox.messages] == [first]
     assert logins == [("cs", True), ("cs", True)]  # only ever inside TLS
+
+
+def test_calls_are_booked_in_the_uplift_order_when_it_is_given(database, tmp_path) -> None:
+    """With uplift targeting on for calls, the dispatcher books the calls of one priority by
+    expected saved LTV, highest first, so the earliest slots of an agent's limited capacity go
+    to the suppliers a call helps most; suppliers without a score come last."""
+    _, engine = database
+    write_directory(engine, [_supplier(i, agent_id="a1") for i in range(4)])
+    with engine.begin() as connection:
+        connection.execute(
+            update(CsAgent).where(CsAgent.agent_id == "a1").values(capacity_per_day=1)
+        )
+    calls = {f"s{i}": _trigger(engine, f"s{i}", "phone_call") for i in range(4)}
+    saved = {"s0": 10.0, "s1": 500.0, "s2": 90.0}  # s3 has no uplift score
+    policy = DeliveryPolicy(sender=POLICY.sender, hours=BusinessHours(9, 17))
+    Dispatcher(
+        engine, MaildirMailer(tmp_path / "box"), policy, clock=lambda: NOW, call_order=saved
+    ).run()
+    with engine.connect() as connection:
+        booked = {
+            b.execution_id: b.occurred_at for b in connection.execute(select(SupportInteraction))
+        }
+    order = sorted(calls, key=lambda s: booked[calls[s]])  # one a day: the order is the days
+    assert order == ["s1", "s2", "s0", "s3"]
