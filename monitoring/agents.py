@@ -185,27 +185,33 @@ def credit_units(inputs: AgentInputs, day: dt.date) -> pd.DataFrame:
     )
 
 
-def _credit(units: pd.DataFrame, agent_id: str) -> tuple[float, float, float, float] | None:
-    """(churn prevented, its 95 % interval, LTV impact) of the agent's contacted units of the
-    rules with enough held-out units; None without any."""
+def _credits(units: pd.DataFrame) -> pd.DataFrame:
+    """Per agent (index), the churn prevented by its contacted units of the rules with enough
+    held-out units, its 95 % interval (``low``, ``high``) and the LTV impact; agents without
+    such a unit are absent."""
     control = units[units["held_out"]].groupby("rule_id")["churned"].agg(["mean", "size"])
     control = control[control["size"] >= MIN_CONTROL]
-    mine = units[(~units["held_out"]) & (units["agent_id"] == agent_id)]
+    mine = units[(~units["held_out"]) & units["agent_id"].notna()]
     mine = mine[mine["rule_id"].isin(control.index)]
     if mine.empty:
-        return None
-    rate = mine["rule_id"].map(control["mean"]).to_numpy(float)
-    churned = mine["churned"].to_numpy(float)
-    prevented = float((rate - churned).sum())
-    variance = 0.0
-    for rule, group in mine.groupby("rule_id"):
-        n, c = len(group), control.loc[rule]
-        treated_rate = float(group["churned"].mean())
-        variance += n * treated_rate * (1 - treated_rate)
-        variance += n * n * c["mean"] * (1 - c["mean"]) / c["size"]
-    half = Z95 * float(np.sqrt(variance))
-    impact = float(((rate - churned) * mine["ltv"].to_numpy(float)).sum())
-    return prevented, prevented - half, prevented + half, impact
+        return pd.DataFrame(columns=["prevented", "low", "high", "impact"], dtype=float)
+    credit = mine["rule_id"].map(control["mean"]).astype(float) - mine["churned"].astype(float)
+    mine = mine.assign(credit=credit, impact=credit * mine["ltv"].astype(float))
+    # per agent and rule: n p_t (1 - p_t) of the agent's outcomes, n^2 c (1 - c) / m of the rate
+    groups = mine.groupby(["agent_id", "rule_id"])["churned"].agg(["size", "mean"])
+    c = control.reindex(groups.index.get_level_values("rule_id"))
+    n, p_t = groups["size"].to_numpy(float), groups["mean"].to_numpy(float)
+    variance = n * p_t * (1 - p_t) + n * n * (c["mean"] * (1 - c["mean"]) / c["size"]).to_numpy()
+    half = Z95 * np.sqrt(pd.Series(variance, index=groups.index).groupby(level="agent_id").sum())
+    sums = mine.groupby("agent_id")[["credit", "impact"]].sum()
+    return pd.DataFrame(
+        {
+            "prevented": sums["credit"],
+            "low": sums["credit"] - half,
+            "high": sums["credit"] + half,
+            "impact": sums["impact"],
+        }
+    )
 
 
 def agent_performance(inputs: AgentInputs, day: dt.date) -> list[AgentPerformance]:
@@ -239,36 +245,57 @@ def agent_performance(inputs: AgentInputs, day: dt.date) -> list[AgentPerformanc
     now = h[h["day"] == day].set_index("supplier_id")["score"]
     then = h[h["day"] == day - dt.timedelta(days=WINDOW_DAYS)].set_index("supplier_id")["score"]
     change = (now - then).dropna()
-    units = credit_units(inputs, day)
+    agent_of = d.set_index("supplier_id")["agent_id"]
+
+    def per_agent(supplier_ids: pd.Series) -> pd.Series:
+        return supplier_ids.map(agent_of).value_counts()
+
+    cohort = d[active_then]
+    cohort_churned = cohort["cancelled_at"].notna() & (cohort["cancelled_at"] < end)
+    cohort_size = cohort["agent_id"].value_counts()
+    churned = cohort.loc[cohort_churned, "agent_id"].value_counts()
+    managed = d.loc[active_now, "agent_id"].value_counts()
+    interactions = per_agent(delivered["supplier_id"]).add(
+        done["agent_id"].value_counts(), fill_value=0
+    )
+    satisfaction = rated.groupby(rated["supplier_id"].map(agent_of))["satisfaction_rating"].mean()
+    upgraded = per_agent(upgrades["supplier_id"])
+    changes = change[change.index.isin(set(d.loc[active_now, "supplier_id"]))]
+    by_agent = changes.groupby(changes.index.map(agent_of))
+    improved = by_agent.apply(lambda x: int((x >= IMPROVEMENT_POINTS).sum()))
+    mean_change = by_agent.mean()
+    credits = _credits(credit_units(inputs, day))
+
+    def count(series: pd.Series, agent: str) -> int:
+        return int(series.get(agent, 0))
+
+    def value(series: pd.Series, agent: str) -> float | None:
+        found = series.get(agent)
+        return None if found is None or found != found else float(found)
+
     rows = []
     for agent in inputs.agents.sort_values("agent_id").itertuples(index=False):
-        mine = d["agent_id"] == agent.agent_id
-        ids = set(d.loc[mine, "supplier_id"])
-        cohort = d[mine & active_then]
-        churned = int((cohort["cancelled_at"].notna() & (cohort["cancelled_at"] < end)).sum())
-        active_ids = set(d.loc[mine & active_now, "supplier_id"])
-        changes = change[change.index.isin(active_ids)]
-        ratings = rated.loc[rated["supplier_id"].isin(ids), "satisfaction_rating"]
-        credit = _credit(units, agent.agent_id)
+        a = agent.agent_id
+        size, lost = count(cohort_size, a), count(churned, a)
+        credit = credits.loc[a] if a in credits.index else None
         rows.append(
             AgentPerformance(
-                agent_id=str(agent.agent_id),
+                agent_id=str(a),
                 name=str(agent.name),
                 day=day,
-                accounts_managed=len(active_ids),
-                interactions_completed=int(delivered["supplier_id"].isin(ids).sum())
-                + int((done["agent_id"] == agent.agent_id).sum()),
-                suppliers_retained=len(cohort) - churned,
-                suppliers_churned=churned,
-                retention_rate=(len(cohort) - churned) / len(cohort) if len(cohort) else None,
-                satisfaction=float(ratings.mean()) if len(ratings) else None,
-                upgrades=int(upgrades["supplier_id"].isin(ids).sum()),
-                health_improvements=int((changes >= IMPROVEMENT_POINTS).sum()),
-                mean_health_change=float(changes.mean()) if len(changes) else None,
-                churn_prevented=None if credit is None else credit[0],
-                churn_prevented_ci_low=None if credit is None else credit[1],
-                churn_prevented_ci_high=None if credit is None else credit[2],
-                ltv_impact=None if credit is None else credit[3],
+                accounts_managed=count(managed, a),
+                interactions_completed=count(interactions, a),
+                suppliers_retained=size - lost,
+                suppliers_churned=lost,
+                retention_rate=(size - lost) / size if size else None,
+                satisfaction=value(satisfaction, a),
+                upgrades=count(upgraded, a),
+                health_improvements=count(improved, a),
+                mean_health_change=value(mean_change, a),
+                churn_prevented=None if credit is None else float(credit["prevented"]),
+                churn_prevented_ci_low=None if credit is None else float(credit["low"]),
+                churn_prevented_ci_high=None if credit is None else float(credit["high"]),
+                ltv_impact=None if credit is None else float(credit["impact"]),
                 credit_basis=NO_BASIS if credit is None else CONTROL_BASIS,
             )
         )

@@ -12,10 +12,18 @@ from typing import Any, Final
 
 import pandas as pd
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, func, or_, select, type_coerce
+from sqlalchemy.types import NullType
 
 from monitoring.agents import AgentInputs, AgentPerformance
-from monitoring.kpis import AT_RISK_LEVELS, AT_RISK_PROBABILITY, KpiInputs, KpiValue
+from monitoring.kpis import (
+    AT_RISK_LEVELS,
+    AT_RISK_PROBABILITY,
+    FIRST_VALUE_SIGNUP_DAYS,
+    ONBOARDING_COHORT_DAYS,
+    KpiInputs,
+    KpiValue,
+)
 from serving.db.migrate import insert_for
 from serving.db.models import (
     ChurnPrediction,
@@ -32,16 +40,36 @@ from serving.db.models import (
 PREDICTION_DAYS: Final = 60  # saves look back 60 days
 EXECUTION_DAYS: Final = 100  # the agents' credit window reaches 90 days back
 HEALTH_BACK_DAYS: Final = 30
+# the KPIs read milestones of suppliers signed up lately only (onboarding's cohort, time to
+# first value's)
+MILESTONE_SIGNUP_DAYS: Final = max(ONBOARDING_COHORT_DAYS[0], FIRST_VALUE_SIGNUP_DAYS)
 
 
 def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
-        frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame
 
 
-def _export(raw: Path, name: str, columns: list[str]) -> pd.DataFrame:
-    frame = pq.read_table(Path(raw) / f"{name}.parquet", columns=columns).to_pandas()
+def _raw(*columns: Any) -> list[Any]:
+    """The columns without their result processing (SQLAlchemy's per-row conversion of each
+    instant and day is most of the time of reading 100,000s of rows); the frame's columns are
+    converted at once afterwards (:func:`_utc`, ``pd.to_datetime``)."""
+    return [type_coerce(c, NullType()).label(c.key) for c in columns]
+
+
+def _export(
+    raw: Path, name: str, columns: list[str], since: tuple[str, datetime], **equal: str
+) -> pd.DataFrame:
+    """The export table's ``columns``, only its rows with ``since[0]`` at or after ``since[1]``
+    (compared as the file stores it, with or without a time zone) and the ``equal`` values."""
+    path = Path(raw) / f"{name}.parquet"
+    column, at = since
+    stored = pq.read_schema(path).field(column).type
+    bound = pd.Timestamp(at)
+    bound = bound.tz_convert(stored.tz) if getattr(stored, "tz", None) else bound.tz_convert(None)
+    filters = [(column, ">=", bound), *((k, "==", v) for k, v in equal.items())]
+    frame = pq.read_table(path, columns=columns, filters=filters).to_pandas()
     for column in columns:
         if column.endswith("_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
@@ -65,11 +93,13 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
         directory = _utc(
             pd.read_sql(
                 select(
-                    Supplier.supplier_id,
-                    Supplier.agent_id,
-                    Supplier.monthly_revenue,
-                    Supplier.signup_at,
-                    Supplier.cancelled_at,
+                    *_raw(
+                        Supplier.supplier_id,
+                        Supplier.agent_id,
+                        Supplier.monthly_revenue,
+                        Supplier.signup_at,
+                        Supplier.cancelled_at,
+                    )
                 ),
                 c,
             ),
@@ -77,7 +107,9 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
             "cancelled_at",
         )
         predictions = pd.read_sql(
-            select(P.supplier_id, P.day, P.churn_probability, P.risk_level, P.ltv_at_risk).where(
+            select(
+                *_raw(P.supplier_id, P.day, P.churn_probability, P.risk_level, P.ltv_at_risk)
+            ).where(
                 P.day >= first,
                 P.day <= day,
                 or_(
@@ -89,7 +121,7 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
             c,
         )
         health = pd.read_sql(
-            select(H.supplier_id, H.day, H.score, H.segment).where(
+            select(*_raw(H.supplier_id, H.day, H.score, H.segment)).where(
                 H.day.in_([day, day - timedelta(days=HEALTH_BACK_DAYS)])
             ),
             c,
@@ -97,17 +129,19 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
         executions = _utc(
             pd.read_sql(
                 select(
-                    E.supplier_id,
-                    E.intervention_type,
-                    E.status,
-                    E.scheduled_at,
-                    E.executed_at,
-                    E.triggered_by,
-                    E.created_at,
-                    E.next_attempt_at,
-                    E.rule_id,
-                    E.control_group,
-                    E.day,
+                    *_raw(
+                        E.supplier_id,
+                        E.intervention_type,
+                        E.status,
+                        E.scheduled_at,
+                        E.executed_at,
+                        E.triggered_by,
+                        E.created_at,
+                        E.next_attempt_at,
+                        E.rule_id,
+                        E.control_group,
+                        E.day,
+                    )
                 ).where(E.scheduled_at >= end - timedelta(days=EXECUTION_DAYS)),
                 c,
             ),
@@ -119,10 +153,14 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
         milestones = _utc(
             pd.read_sql(
                 select(
-                    SuccessMilestone.supplier_id,
-                    SuccessMilestone.milestone_type,
-                    SuccessMilestone.achieved_at,
-                ),
+                    *_raw(
+                        SuccessMilestone.supplier_id,
+                        SuccessMilestone.milestone_type,
+                        SuccessMilestone.achieved_at,
+                    )
+                )
+                .join(Supplier, Supplier.supplier_id == SuccessMilestone.supplier_id)
+                .where(Supplier.signup_at >= end - timedelta(days=MILESTONE_SIGNUP_DAYS)),
                 c,
             ),
             "achieved_at",
@@ -131,9 +169,11 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
         interactions = _utc(
             pd.read_sql(
                 select(
-                    SupportInteraction.agent_id,
-                    SupportInteraction.occurred_at,
-                    SupportInteraction.outcome,
+                    *_raw(
+                        SupportInteraction.agent_id,
+                        SupportInteraction.occurred_at,
+                        SupportInteraction.outcome,
+                    )
                 ).where(SupportInteraction.occurred_at >= end - timedelta(days=HEALTH_BACK_DAYS)),
                 c,
             ),
@@ -141,12 +181,24 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
         )
     for frame in (predictions, health):
         frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    executions["day"] = pd.to_datetime(executions["day"]).dt.date
+    executions["control_group"] = executions["control_group"].astype(bool)
+    # the export's tickets resolved and its upgrades of the 30-day windows (a day's margin for
+    # the time zone of the file's timestamps)
+    since = end - timedelta(days=HEALTH_BACK_DAYS + 1)
     tickets = _export(
         raw,
         "support_tickets",
         ["supplier_id", "created_at", "resolved_at", "satisfaction_rating"],
+        ("resolved_at", since),
     )
-    billing = _export(raw, "billing_events", ["supplier_id", "occurred_at", "event_type"])
+    billing = _export(
+        raw,
+        "billing_events",
+        ["supplier_id", "occurred_at", "event_type"],
+        ("occurred_at", since),
+        event_type="plan_upgraded",
+    )
     return DayMetricInputs(
         kpis=KpiInputs(
             directory=directory,
@@ -162,7 +214,7 @@ def read_inputs(engine: Engine, raw: Path, day: date) -> DayMetricInputs:
             executions=executions,
             health=health,
             tickets=tickets,
-            billing=billing[billing["event_type"] == "plan_upgraded"],
+            billing=billing,
             interactions=interactions,
         ),
     )
