@@ -149,6 +149,10 @@ def exchanges(url: str, token: str, admin: str | None = None) -> list[Exchange]:
             },
             boss,
         )
+        # monitoring: the latest day's KPIs, the agents' performance, the effect so far
+        send("GET", f"{PREFIX}/kpis", headers=boss)
+        send("GET", f"{PREFIX}/agents", headers=boss)
+        send("GET", f"{PREFIX}/interventions/effect", headers=boss)
     r = httpx.get(f"{url}/models", timeout=30)
     done.append(Exchange("GET", "/models (no token)", None, r.status_code, r.json()))
     return done
