@@ -41,7 +41,14 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from monitoring.kpis import DELIVERED_STATUSES, decided_at
+from monitoring.kpis import (
+    DELIVERED_STATUSES,
+    active_at,
+    day_end,
+    decided_at,
+    utc_instants,
+    within_days,
+)
 from serving.advice import LTV_MONTHS
 
 WINDOW_DAYS: Final = 30
@@ -73,18 +80,6 @@ INSTANTS: Final = frozenset(
 )
 
 
-def _instants(table: str, column: str, values: pd.Series) -> pd.Series:
-    """UTC instants; naive ones are refused. A column with no time at all (an empty table,
-    nobody cancelled yet) is UTC, not naive: it cannot be compared with the day's instants
-    otherwise."""
-    if values.isna().all():
-        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    stamps = pd.to_datetime(values)
-    if stamps.dt.tz is None:
-        raise ValueError(f"{table}.{column} holds naive times: give UTC instants")
-    return stamps.dt.tz_convert("UTC")
-
-
 @dataclass(frozen=True)
 class AgentInputs:
     """The frames an agent's performance is computed from, checked, instants made UTC.
@@ -110,7 +105,7 @@ class AgentInputs:
                 raise KeyError(", ".join(f"{table}.{c}" for c in missing))
             frame = frame.copy()
             for column in INSTANTS.intersection(frame.columns):
-                frame[column] = _instants(table, column, frame[column])
+                frame[column] = utc_instants(table, column, frame[column])
             if "day" in frame.columns:
                 frame["day"] = pd.to_datetime(frame["day"]).dt.date
             object.__setattr__(self, table, frame)
@@ -137,26 +132,13 @@ class AgentPerformance:
     credit_basis: str
 
 
-def _end(day: dt.date) -> pd.Timestamp:
-    return pd.Timestamp(day + dt.timedelta(days=1), tz="UTC")
-
-
-def _active_at(directory: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
-    cancelled = directory["cancelled_at"]
-    return (directory["signup_at"] < at) & (cancelled.isna() | (cancelled >= at))
-
-
-def _within(stamps: pd.Series, day: dt.date, days: int) -> pd.Series:
-    return (stamps >= _end(day) - pd.Timedelta(days=days)) & (stamps < _end(day))
-
-
 def credit_units(inputs: AgentInputs, day: dt.date) -> pd.DataFrame:
     """Each supplier's first execution of each rule scheduled in the credit window, with
     ``held_out``, ``churned`` (cancelled within 30 days of it), ``ltv`` and the supplier's
     ``agent_id``."""
     e = inputs.executions
     oldest, newest = CREDIT_WINDOW_DAYS
-    end = _end(day)
+    end = day_end(day)
     window = (
         e["rule_id"].notna()
         & (e["scheduled_at"] >= end - pd.Timedelta(days=oldest))
@@ -218,28 +200,30 @@ def agent_performance(inputs: AgentInputs, day: dt.date) -> list[AgentPerformanc
     """Every agent's row for ``day``, in agent id order."""
     if isinstance(day, dt.datetime) or not isinstance(day, dt.date):
         raise TypeError(f"day must be a date, not {type(day).__name__}")
-    end = _end(day)
+    end = day_end(day)
     start = end - pd.Timedelta(days=WINDOW_DAYS)
     d = inputs.directory
-    active_now = _active_at(d, end)
-    active_then = _active_at(d, start)
+    active_now = active_at(d, end)
+    active_then = active_at(d, start)
     e = inputs.executions
-    delivered = e[e["status"].isin(DELIVERED_STATUSES) & _within(decided_at(e), day, WINDOW_DAYS)]
+    delivered = e[
+        e["status"].isin(DELIVERED_STATUSES) & within_days(decided_at(e), day, WINDOW_DAYS)
+    ]
     t = inputs.tickets
     rated = t[
         t["resolved_at"].notna()
-        & _within(t["resolved_at"], day, WINDOW_DAYS)
+        & within_days(t["resolved_at"], day, WINDOW_DAYS)
         & t["satisfaction_rating"].notna()
     ]
     b = inputs.billing
     upgrades = b[
-        (b["event_type"] == "plan_upgraded") & _within(b["occurred_at"], day, WINDOW_DAYS)
+        (b["event_type"] == "plan_upgraded") & within_days(b["occurred_at"], day, WINDOW_DAYS)
     ]
     i = inputs.interactions
     done = i[
         i["outcome"].notna()
         & (i["outcome"] != "scheduled")
-        & _within(i["occurred_at"], day, WINDOW_DAYS)
+        & within_days(i["occurred_at"], day, WINDOW_DAYS)
     ]
     h = inputs.health
     now = h[h["day"] == day].set_index("supplier_id")["score"]

@@ -60,7 +60,6 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from features.contract import INTERVENTION_TYPES
 from serving.advice import ltv
@@ -446,6 +445,8 @@ def unit_outcomes(
 def _z(confidence: float) -> float:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")
+    from scipy import stats  # (scipy.stats takes a second to import: only when measuring)
+
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
@@ -481,6 +482,8 @@ def two_proportion_p_value(x1: int, n1: int, x2: int, n2: int) -> float:
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if se == 0:
         return 1.0
+    from scipy import stats
+
     return float(2 * stats.norm.sf(abs((x1 / n1 - x2 / n2) / se)))
 
 
@@ -495,6 +498,8 @@ def welch(
     difference = float(treated.mean() - control.mean())
     if treated.var() == 0 and control.var() == 0:
         return difference, None, None, None
+    from scipy import stats
+
     result = stats.ttest_ind(treated, control, equal_var=False)
     interval = result.confidence_interval(confidence_level=confidence)
     return difference, float(interval.low), float(interval.high), float(result.pvalue)

@@ -209,13 +209,13 @@ def _checked(table: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Da
     out = frame.copy()
     for column in columns:
         if column in INSTANT_COLUMNS:
-            out[column] = _instants(table, column, out[column])
+            out[column] = utc_instants(table, column, out[column])
         elif column in DAY_COLUMNS:
             out[column] = _days(out[column])
     return out
 
 
-def _instants(table: str, column: str, values: pd.Series) -> pd.Series:
+def utc_instants(table: str, column: str, values: pd.Series) -> pd.Series:
     """Time-zone-aware UTC instants; naive ones are refused rather than guessed."""
     if values.isna().all():
         return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
@@ -236,7 +236,7 @@ def _days(values: pd.Series) -> pd.Series:
 # --- time ------------------------------------------------------------------------------------
 
 
-def _end(day: dt.date) -> pd.Timestamp:
+def day_end(day: dt.date) -> pd.Timestamp:
     """The first instant after ``day``: what is stamped before it is known by ``day``."""
     return pd.Timestamp(day + dt.timedelta(days=1), tz="UTC")
 
@@ -245,12 +245,12 @@ def _days_back(day: dt.date, days: int) -> dt.date:
     return day - dt.timedelta(days=days)
 
 
-def _within(stamps: pd.Series, day: dt.date, days: int) -> pd.Series:
+def within_days(stamps: pd.Series, day: dt.date, days: int) -> pd.Series:
     """Whether each instant falls in the ``days`` days up to ``day``: (day - days, day]."""
-    return (stamps >= _end(_days_back(day, days))) & (stamps < _end(day))
+    return (stamps >= day_end(_days_back(day, days))) & (stamps < day_end(day))
 
 
-def _active_at(directory: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+def active_at(directory: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     """The data contract's active: signed up before ``at`` and not cancelled before it."""
     cancelled = directory["cancelled_at"]
     return (directory["signup_at"] < at) & (cancelled.isna() | (cancelled >= at))
@@ -258,7 +258,7 @@ def _active_at(directory: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
 
 def _active_ids(inputs: KpiInputs, day: dt.date) -> set[str]:
     directory = inputs.directory
-    return set(directory.loc[_active_at(directory, _end(day)), "supplier_id"])
+    return set(directory.loc[active_at(directory, day_end(day)), "supplier_id"])
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -294,7 +294,7 @@ def _contacted(executions: pd.DataFrame, day: dt.date, days: int) -> set[str]:
     contact = status.isin(CONTACT_STATUSES) | (
         (status == "failed") & executions["next_attempt_at"].notna()
     )
-    rows = executions[contact & _within(decided_at(executions), day, days)]
+    rows = executions[contact & within_days(decided_at(executions), day, days)]
     return set(rows["supplier_id"])
 
 
@@ -321,7 +321,7 @@ def _saved(inputs: KpiInputs, day: dt.date) -> tuple[set[str], set[str]] | None:
     risky = window.loc[_risky(window), ["supplier_id", "day"]]
     executions = inputs.executions
     delivered = executions.loc[
-        executions["status"].isin(DELIVERED_STATUSES) & (executions["executed_at"] < _end(day)),
+        executions["status"].isin(DELIVERED_STATUSES) & (executions["executed_at"] < day_end(day)),
         ["supplier_id", "executed_at"],
     ]
     pairs = risky.merge(delivered, on="supplier_id")
@@ -339,8 +339,8 @@ def _saved(inputs: KpiInputs, day: dt.date) -> tuple[set[str], set[str]] | None:
 def _churn_cohort(inputs: KpiInputs, day: dt.date) -> tuple[pd.Series, pd.Series]:
     """(active at the start of the 30-day window, of them cancelled within it) as masks."""
     directory = inputs.directory
-    start = _active_at(directory, _end(_days_back(day, CHURN_WINDOW_DAYS)))
-    churned = start & _within(directory["cancelled_at"], day, CHURN_WINDOW_DAYS)
+    start = active_at(directory, day_end(_days_back(day, CHURN_WINDOW_DAYS)))
+    churned = start & within_days(directory["cancelled_at"], day, CHURN_WINDOW_DAYS)
     return start, churned
 
 
@@ -376,7 +376,7 @@ def intervention_coverage(inputs: KpiInputs, day: dt.date) -> float | None:
 def automation_rate(inputs: KpiInputs, day: dt.date) -> float | None:
     executions = inputs.executions
     counted = executions[
-        _within(decided_at(executions), day, AUTOMATION_WINDOW_DAYS)
+        within_days(decided_at(executions), day, AUTOMATION_WINDOW_DAYS)
         & (executions["status"] != "held_out")
         & (executions["triggered_by"] != EXPORT)
     ]
@@ -389,12 +389,14 @@ def automation_rate(inputs: KpiInputs, day: dt.date) -> float | None:
 def _signed_up_between(inputs: KpiInputs, day: dt.date, oldest: int, newest: int) -> pd.Series:
     """Suppliers signed up in (day - oldest, day - newest], as a mask of the directory."""
     signup = inputs.directory["signup_at"]
-    return (signup >= _end(_days_back(day, oldest))) & (signup < _end(_days_back(day, newest)))
+    return (signup >= day_end(_days_back(day, oldest))) & (
+        signup < day_end(_days_back(day, newest))
+    )
 
 
 def _reached(inputs: KpiInputs, day: dt.date) -> pd.DataFrame:
     milestones = inputs.milestones
-    return milestones[milestones["achieved_at"] < _end(day)]
+    return milestones[milestones["achieved_at"] < day_end(day)]
 
 
 def time_to_first_value(inputs: KpiInputs, day: dt.date) -> float | None:
@@ -437,7 +439,7 @@ def mean_health_score(segment: str) -> Callable[[KpiInputs, dt.date], float | No
 
 def _resolved(inputs: KpiInputs, day: dt.date) -> pd.DataFrame:
     tickets = inputs.tickets
-    return tickets[_within(tickets["resolved_at"], day, TICKET_WINDOW_DAYS)]
+    return tickets[within_days(tickets["resolved_at"], day, TICKET_WINDOW_DAYS)]
 
 
 def csat(inputs: KpiInputs, day: dt.date) -> float | None:

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from monitoring.effects import InterventionEffect, OutcomeEffect
+
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]
@@ -414,49 +416,24 @@ class ModelsResponse(Wire):
     models: list[ServedModel]
 
 
-class OutcomeEffectOut(Wire):
-    """One outcome, contacted (treated) against held out (control); see
-    :class:`monitoring.effects.OutcomeEffect`."""
-
-    outcome: str
-    kind: Literal["proportion", "mean"]
-    n_treated: int
-    n_control: int
-    n_pending: int
-    n_missing: int
-    estimable: bool
-    treated: float | None
-    control: float | None
-    difference: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    significant: bool
-    verdict: str
+_CAMEL_FROZEN = ConfigDict(
+    alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+)
 
 
-class InterventionEffectOut(Wire):
-    """A type's (``rule`` null) or a rule's measured effect; see
-    :class:`monitoring.effects.InterventionEffect`."""
+class OutcomeEffectOut(OutcomeEffect):
+    """:class:`monitoring.effects.OutcomeEffect`, camelCase on the wire."""
 
-    intervention_type: str
-    rule: str | None
-    n_treated: int
-    n_control: int
-    delivery_rate: float | None
-    outcomes: dict[str, OutcomeEffectOut]  # keyed login_7d, health_change_14d, retained_30d...
-    verdict: str
-    cost: float | None
-    mean_ltv: float | None
-    churn_prevented_30d: float | None
-    churn_prevented_30d_ci_low: float | None
-    churn_prevented_30d_ci_high: float | None
-    ltv_protected: float | None
-    ltv_protected_ci_low: float | None
-    ltv_protected_ci_high: float | None
-    roi: float | None
-    roi_ci_low: float | None
-    roi_ci_high: float | None
+    model_config = _CAMEL_FROZEN
+
+
+class InterventionEffectOut(InterventionEffect):
+    """:class:`monitoring.effects.InterventionEffect` (a type's when ``rule`` is null, else a
+    rule's), camelCase on the wire; ``outcomes`` keyed login_7d, health_change_14d,
+    retained_30d and retained_60d."""
+
+    model_config = _CAMEL_FROZEN
+    outcomes: dict[str, OutcomeEffectOut]
 
 
 class EffectsResponse(Wire):
