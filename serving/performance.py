@@ -7,10 +7,13 @@ from datetime import date
 from sqlalchemy import Engine, func, select
 
 from serving.api import schemas
+from serving.db.metrics import AGENT_COLUMNS
 from serving.db.models import CsAgent, CsKpi, CsPerformanceMetric
 from serving.errors import BadRequestError
 
 MAX_DAYS = 366
+# the answer's fields read from a cs_performance_metrics row (and the agent's name)
+AGENT_FIELDS = tuple(f for f in schemas.AgentPerformanceOut.model_fields if f not in {"date"})
 
 
 class PerformanceBook:
@@ -72,26 +75,7 @@ class PerformanceBook:
             rows = c.execute(query).all()
         out = []
         for row in rows:
-            get = row._mapping.__getitem__
-            out.append(
-                schemas.AgentPerformanceOut(
-                    agent_id=get("agent_id"),
-                    name=get("name"),
-                    date=get("day"),
-                    accounts_managed=get("suppliers_managed"),
-                    interactions_completed=get("interventions_completed"),
-                    suppliers_retained=get("suppliers_retained"),
-                    suppliers_churned=get("suppliers_churned"),
-                    retention_rate=get("retention_rate"),
-                    satisfaction=get("satisfaction"),
-                    upgrades=get("upgrades"),
-                    health_improvements=get("health_improvements"),
-                    mean_health_change=get("mean_health_change"),
-                    churn_prevented=get("churn_prevented"),
-                    churn_prevented_ci_low=get("churn_prevented_ci_low"),
-                    churn_prevented_ci_high=get("churn_prevented_ci_high"),
-                    ltv_impact=get("credited_retention_value"),
-                    credit_basis=get("credit_basis"),
-                )
-            )
+            values = dict(row._mapping)
+            fields = {f: values[AGENT_COLUMNS.get(f, f)] for f in AGENT_FIELDS}
+            out.append(schemas.AgentPerformanceOut(**fields, date=values["day"]))
         return out

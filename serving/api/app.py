@@ -347,7 +347,7 @@ def build_app(
         who: Caller,
         day: Annotated[date | None, Query(alias="date")] = None,
     ) -> schemas.AgentsResponse:
-        if who.role == "admin":
+        if who.may("agents"):  # every agent's row
             return schemas.AgentsResponse(agents=api.performance.agents(day, None))
         who.require("worklist")  # an agent's token: its own row only
         if who.agent_id is None:

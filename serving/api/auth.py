@@ -25,8 +25,11 @@ class Principal:
     role: Role
     agent_id: str | None = None
 
+    def may(self, permission: str) -> bool:
+        return permission in PERMISSIONS[self.role]
+
     def require(self, permission: str) -> None:
-        if permission not in PERMISSIONS[self.role]:
+        if not self.may(permission):
             raise ForbiddenError(f"the {self.role} role may not do this ({permission})")
 
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import pandas as pd
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, func, or_, select, type_coerce
+from sqlalchemy import Engine, or_, select, type_coerce
 from sqlalchemy.types import NullType
 
 from monitoring.agents import AgentInputs, AgentPerformance
@@ -24,7 +24,6 @@ from monitoring.kpis import (
     KpiInputs,
     KpiValue,
 )
-from serving.db.migrate import insert_for
 from serving.db.models import (
     ChurnPrediction,
     CsAgent,
@@ -36,6 +35,7 @@ from serving.db.models import (
     Supplier,
     SupportInteraction,
 )
+from serving.db.scores import upsert
 
 PREDICTION_DAYS: Final = 60  # saves look back 60 days
 EXECUTION_DAYS: Final = 100  # the agents' credit window reaches 90 days back
@@ -233,54 +233,23 @@ def store_kpis(engine: Engine, values: Sequence[KpiValue], computed_at: datetime
         }
         for v in values
     ]
-    return _upsert(engine, CsKpi, rows, ("name", "day"))
+    return upsert(engine, CsKpi, rows, keys=("name", "day"))
+
+
+# AgentPerformance's fields that cs_performance_metrics names otherwise (older columns)
+AGENT_COLUMNS: Final = {
+    "accounts_managed": "suppliers_managed",
+    "interactions_completed": "interventions_completed",
+    "ltv_impact": "credited_retention_value",
+}
 
 
 def store_agents(engine: Engine, rows: Sequence[AgentPerformance], computed_at: datetime) -> int:
-    """Insert or replace the agents' rows (keyed by agent and day)."""
-    records = []
-    for row in rows:
-        r = dataclasses.asdict(row)
-        records.append(
-            {
-                "agent_id": r["agent_id"],
-                "day": r["day"],
-                "suppliers_managed": r["accounts_managed"],
-                "interventions_completed": r["interactions_completed"],
-                "suppliers_retained": r["suppliers_retained"],
-                "suppliers_churned": r["suppliers_churned"],
-                "retention_rate": r["retention_rate"],
-                "mean_health_change": r["mean_health_change"],
-                "credited_retention_value": r["ltv_impact"],
-                "satisfaction": r["satisfaction"],
-                "upgrades": r["upgrades"],
-                "health_improvements": r["health_improvements"],
-                "churn_prevented": r["churn_prevented"],
-                "churn_prevented_ci_low": r["churn_prevented_ci_low"],
-                "churn_prevented_ci_high": r["churn_prevented_ci_high"],
-                "credit_basis": r["credit_basis"],
-                "computed_at": computed_at,
-            }
-        )
-    return _upsert(engine, CsPerformanceMetric, records, ("agent_id", "day"))
-
-
-def _upsert(engine: Engine, table: Any, rows: list[dict], keys: tuple[str, ...]) -> int:
-    if not rows:
-        return 0
-    statement = insert_for(engine)(table)
-    columns = [c for c in rows[0] if c not in keys]
-    with engine.begin() as connection:
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[getattr(table, k) for k in keys],
-                set_={c: statement.excluded[c] for c in columns},
-            ),
-            rows,
-        )
-    return len(rows)
-
-
-def latest_day(engine: Engine, table: Any) -> date | None:
-    with engine.connect() as connection:
-        return connection.execute(select(func.max(table.day))).scalar()
+    """Insert or replace the agents' rows (keyed by agent and day); ``name`` is the
+    directory's, not stored again."""
+    records = [
+        {AGENT_COLUMNS.get(k, k): v for k, v in dataclasses.asdict(row).items() if k != "name"}
+        | {"computed_at": computed_at}
+        for row in rows
+    ]
+    return upsert(engine, CsPerformanceMetric, records, keys=("agent_id", "day"))

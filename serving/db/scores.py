@@ -27,14 +27,15 @@ AT_RISK_LEVELS = ("medium", "high", "critical")
 
 def upsert(
     engine: Engine,
-    table: type[CustomerHealth] | type[ChurnPrediction],
+    table: Any,
     rows: Sequence[dict[str, Any]],
     batch_rows: int = 5000,
     progress: Callable[[int], None] | None = None,
+    keys: tuple[str, ...] = ("supplier_id", "day"),
 ) -> int:
-    """Insert or replace ``rows`` (keyed by supplier and day), one transaction per batch."""
+    """Insert or replace ``rows`` of the mapped ``table`` (keyed by ``keys``: by default the
+    supplier and the day), one transaction per batch."""
     insert = insert_for(engine)
-    keys = {"supplier_id", "day"}
     for start in range(0, len(rows), batch_rows):
         part = list(rows[start : start + batch_rows])
         statement = insert(table)
@@ -42,7 +43,7 @@ def upsert(
         with engine.begin() as connection:
             connection.execute(
                 statement.on_conflict_do_update(
-                    index_elements=[table.supplier_id, table.day],
+                    index_elements=[getattr(table, k) for k in keys],
                     set_={c: statement.excluded[c] for c in columns},
                 ),
                 part,
