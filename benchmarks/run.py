@@ -24,6 +24,7 @@ from benchmarks.model_bench import SCENARIOS
 BENCHES = ("simulator", "validation", "features", "incremental", "historical", "online")
 MODEL_BENCHES = ("train", "predict", "score_daily", "rules", "bulk", "drift")
 SERVING_BENCHES = ("serving",)
+MONITOR_BENCHES = ("outcomes",)  # their own data: no simulation
 
 
 def bench_simulator(suppliers: int, days: int, workdir: Path) -> Result:
@@ -215,6 +216,29 @@ def bench_drift(workdir: Path) -> Result:
     )  # fmt: skip
 
 
+def bench_outcomes(workdir: Path, backend: str, accounts: int, days: int) -> Result:
+    """``monitor outcomes`` over a year of stored daily predictions (the whole process: the
+    bulk read, labels, every breakdown, the saved report); the database is built by a process
+    of its own first, once per workdir."""
+    run_child(
+        "outcomes_bench:prepare", workdir=str(workdir), backend=backend, accounts=accounts,
+        days=days,
+    )  # fmt: skip
+    run = run_child(
+        "outcomes_bench:outcomes", workdir=str(workdir), backend=backend, accounts=accounts,
+        days=days,
+    )  # fmt: skip
+    checked = run_child(
+        "outcomes_bench:check", workdir=str(workdir), backend=backend,
+        report=run.details["report"],
+    )  # fmt: skip
+    run.details["against_sklearn"] = checked.details
+    return Result(
+        f"outcomes, {run.details['rows']:,} judged rows, {backend}",
+        run.seconds, run.peak_gb, 60, 8, run.details,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--suppliers", type=int, default=100_000)
@@ -252,6 +276,10 @@ def main() -> None:
     )
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument(
+        "--outcome-accounts", type=int, default=100_000, help="active suppliers a day"
+    )
+    parser.add_argument("--outcome-days", type=int, default=365, help="days of stored predictions")
+    parser.add_argument(
         "--workdir",
         type=Path,
         help="keep the benchmark's data, CS_HOME and models in this folder (default: a "
@@ -265,12 +293,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=BENCHES + MODEL_BENCHES + SERVING_BENCHES,
+        choices=BENCHES + MODEL_BENCHES + SERVING_BENCHES + MONITOR_BENCHES,
         action="append",
         help="run only these (the simulation always runs: the others use it)",
     )
     args = parser.parse_args()
-    chosen = args.only or list(BENCHES + MODEL_BENCHES + SERVING_BENCHES)
+    chosen = args.only or list(BENCHES + MODEL_BENCHES + SERVING_BENCHES + MONITOR_BENCHES)
     if args.reuse_model and not (args.workdir and (args.workdir / "train_home").is_dir()):
         parser.error("--reuse-model needs a --workdir where a previous run trained the models")
     with tempfile.TemporaryDirectory(prefix="wedsync-bench-") as tmp:
@@ -288,6 +316,9 @@ def main() -> None:
                     args.serving_seconds,
                 )
             )
+        if "outcomes" in chosen:
+            for backend in ("sqlite", "postgresql"):
+                report(bench_outcomes(workdir, backend, args.outcome_accounts, args.outcome_days))
         if set(chosen) & {"train", "predict"} and not args.reuse_model:
             # the model benchmarks simulate their own, fresh, seed: run them first
             train = report(

@@ -22,11 +22,10 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from features.catalog import CATEGORIES
 from features.contract import SOUTHERN_HEMISPHERE_COUNTRIES
-from training.metrics import EPS, expected_calibration_error
+from training.metrics import EPS
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +97,22 @@ def _cancellation_times(predictions: pd.DataFrame, cancellations: pd.DataFrame) 
         raise ValueError(
             f"cancellations has more than one row for supplier(s) {sorted(set(repeated))[:5]}"
         )
-    times = predictions["supplier_id"].astype(str).map(by_supplier)
-    return pd.to_datetime(times, utc=True)
+    return pd.Series(
+        _per_supplier(predictions["supplier_id"], by_supplier), index=predictions.index
+    ).dt.tz_localize("UTC")
+
+
+def _per_supplier(keys: pd.Series, values: pd.Series) -> np.ndarray:
+    """``values`` (indexed by supplier id) at each row's supplier id; NaT or NaN where there is
+    none. A categorical ``keys`` column (the bulk reader's) is looked up once per category, not
+    once per row."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        # a last entry for the code -1 (a null id): no supplier, NaT or NaN
+        table = values.reindex([*keys.cat.categories.astype(str), None]).to_numpy()
+        return table[keys.cat.codes.to_numpy()]
+    return keys.astype(str).map(values).to_numpy()
 
 
 def prediction_instants(predictions: pd.DataFrame) -> pd.Series:
@@ -221,46 +234,265 @@ def with_segments(labelled: pd.DataFrame, suppliers: pd.DataFrame) -> pd.DataFra
     if directory.index.has_duplicates:
         repeated = sorted(set(directory.index[directory.index.duplicated()]))[:5]
         raise ValueError(f"suppliers has more than one row for supplier(s) {repeated}")
-    keys = labelled["supplier_id"].astype(str)
-    return labelled.assign(**{c: keys.map(directory[c]).to_numpy() for c in SEGMENT_COLUMNS})
+    keys = labelled["supplier_id"]
+    return labelled.assign(**{c: _segment_column(keys, directory[c]) for c in SEGMENT_COLUMNS})
+
+
+def _segment_column(keys: pd.Series, values: pd.Series) -> pd.Categorical:
+    """A directory column at each row's supplier, as a categorical (null where the supplier is
+    missing from the directory)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    per_row = _per_supplier(keys, pd.Series(codes.astype(float), index=values.index))
+    per_row = np.nan_to_num(np.asarray(per_row, float), nan=-1).astype(np.int64)
+    return pd.Categorical.from_codes(per_row, categories=pd.Index(uniques, dtype=object))
 
 
 # -- metrics ---------------------------------------------------------------------------------
+# A year of daily predictions is tens of millions of rows, measured overall, per segment and per
+# month. Every figure needs the rows in score order only, so each score column is sorted once
+# (``RankedScores``); a grouping's rows are then a stable partition of that order by small
+# integer codes (a radix sort), each group already in score order, and every group's figures
+# come out of one vectorised pass over them (``_group_figures``): no per-group sort, no Python
+# loop over rows.
+#
+# The figures are scikit-learn's ``roc_auc_score`` and ``average_precision_score`` (rows of equal
+# score form one threshold, as there) and the equal-count bins of
+# ``training.metrics.expected_calibration_error``, with one difference: rows of equal score that
+# straddle a bin's edge are split between the two bins in proportion (each bin gets its share
+# of their churned rows), so the figures do not depend on the order the database returned the
+# rows in. The unit tests check every figure by hand and against scikit-learn.
+ECE_BINS: Final = 20
+FIGURE_KEYS: Final = ("auc", "pr_auc", "brier", "log_loss", "ece")
+
+
 def _labels_and_scores(
     labelled: pd.DataFrame, score_column: str
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """0/1 labels and scores of the rows with a score, and the number of rows without one."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """0/1 labels (int8) and scores of all rows (NaN where a score is missing), and the mask of
+    rows with a score."""
     _require(labelled, ("label", score_column), "labelled")
-    y = pd.to_numeric(labelled["label"]).to_numpy(float)
-    if not np.isin(y, (0.0, 1.0)).all():
+    y = pd.to_numeric(labelled["label"]).to_numpy()
+    if not ((y == 0) | (y == 1)).all():
         raise ValueError("label must hold 0 and 1 only")
     p = pd.to_numeric(labelled[score_column]).to_numpy(float)
     present = ~np.isnan(p)
-    if ((p[present] < 0) | (p[present] > 1)).any():
+    if (p[present] < 0).any() or (p[present] > 1).any():
         raise ValueError(f"{score_column} must be a probability in [0, 1]")
-    return y[present].astype(int), p[present], int((~present).sum())
+    return y.astype(np.int8), p, present
+
+
+def _tie_extents(scores: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``values`` (scores of the ascending ``scores``), the positions ``[left,
+    right)`` of the rows whose clipped score equals its clipped score: the tie it belongs to as
+    the figures see it (every score at or below ``EPS`` is one tie, so is every one at or above
+    ``1 - EPS``)."""
+    left = np.searchsorted(scores, values, side="left")
+    right = np.searchsorted(scores, values, side="right")
+    low, high = values <= EPS, values >= 1 - EPS
+    if low.any():
+        left[low], right[low] = 0, np.searchsorted(scores, EPS, side="right")
+    if high.any():
+        left[high], right[high] = np.searchsorted(scores, 1 - EPS, side="left"), len(scores)
+    return left, right
+
+
+def _bin_edges(n: int, count: int) -> np.ndarray:
+    """The edges of ``np.array_split``'s ``count`` equal-count bins of ``n`` rows, empty bins
+    left out."""
+    j = np.arange(count + 1)
+    return np.unique(j * (n // count) + np.minimum(j, n % count))
+
+
+def _one_group(
+    scores: np.ndarray,
+    positive_at: np.ndarray,
+    missing: int,
+    squared_error: float,
+    log_likelihood: float,
+) -> dict[str, Any]:
+    """The figures of one group: its scores ascending, the positions of its churned rows among
+    them, its rows without a score, and its sums of squared error and log-likelihood."""
+    n, positives = len(scores), len(positive_at)
+    figures: dict[str, Any] = {"n": n, "positives": positives, "missing_scores": missing}
+    if not n:
+        return figures | dict.fromkeys(FIGURE_KEYS) | {"calibration": []}
+    auc = pr_auc = None
+    if 0 < positives < n:
+        left, right = _tie_extents(scores, scores[positive_at])
+        # AUC: the positives' mid-ranks (1-based) among all rows
+        rank_sum = float(((left + right + 1) / 2).sum())
+        auc = (rank_sum - positives * (positives + 1) / 2) / (positives * (n - positives))
+        # average precision: each tie holding positives is one threshold; from it up, every row
+        # is predicted positive; it adds its positives to the recall at that precision
+        ties, first, in_tie = np.unique(left, return_index=True, return_counts=True)
+        above = positives - first  # positives at or above the tie (they are in score order)
+        pr_auc = float((in_tie * above / (n - ties)).sum()) / positives
+
+    def sums(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per bin between consecutive ``edges``: rows, churned rows (a tie across an edge
+        split in proportion) and the sum of the clipped scores; and of the raw scores."""
+        inner = edges[1:-1]
+        left, right = _tie_extents(scores, scores[np.minimum(inner, n - 1)])
+        before = np.searchsorted(positive_at, left)
+        in_tie = np.searchsorted(positive_at, right) - before
+        churned_at = np.r_[0.0, before + (inner - left) * in_tie / (right - left), positives]
+        raw = np.add.reduceat(scores, edges[:-1])
+        # clipping moves only the rows below EPS (first) and above 1 - EPS (last)
+        low = int(np.searchsorted(scores, EPS, side="left"))
+        high = int(np.searchsorted(scores, 1 - EPS, side="right"))
+        low_sums = np.r_[0.0, np.cumsum(EPS - scores[:low])]
+        high_sums = np.r_[0.0, np.cumsum(1 - EPS - scores[high:])]
+        shift = low_sums[np.minimum(edges, low)] + high_sums[np.clip(edges - high, 0, n - high)]
+        return np.diff(churned_at), raw + np.diff(shift), raw
+
+    ece_edges = _bin_edges(n, ECE_BINS)
+    churned, clipped, _ = sums(ece_edges)
+    ece = float(np.abs(churned - clipped).sum()) / n
+    decile_edges = _bin_edges(n, DECILES)
+    churned, _, raw = sums(decile_edges)
+    sizes = np.diff(decile_edges)
+    return figures | {
+        "auc": auc,
+        "pr_auc": pr_auc,
+        "brier": squared_error / n,
+        "log_loss": -log_likelihood / n,
+        "ece": ece,
+        "calibration": [
+            {
+                "decile": d,
+                "mean_predicted": float(total / size),
+                "observed_rate": float(rate / size),
+                "n": int(size),
+            }
+            for d, (size, total, rate) in enumerate(zip(sizes, raw, churned, strict=True), 1)
+        ],
+    }
+
+
+class RankedScores:
+    """One score column of a labelled frame sorted once, measured overall and per group.
+
+    ``outcome_metrics``, ``metrics_by`` and ``metrics_over_time`` each build one; the monitoring
+    job builds one per score column and asks it for every breakdown. A grouping costs a radix
+    sort of its codes and a few passes over the rows; the per-group work is over each group's
+    churned rows and bin edges only (binary searches in its sorted scores).
+    """
+
+    def __init__(self, labelled: pd.DataFrame, score_column: str) -> None:
+        y, p, present = _labels_and_scores(labelled, score_column)
+        rows = None if present.all() else np.flatnonzero(present)
+        order = np.argsort(p if rows is None else p[rows])
+        self._order = order if rows is None else rows[order]
+        self._scores, self._labels = p[self._order], y[self._order]
+        self._without_score = np.flatnonzero(~present)
+        # each row's squared error and log-likelihood in row order (0 without a score), so a
+        # group's sums are one weighted count
+        clipped = np.clip(np.where(present, p, 0.5), EPS, 1 - EPS)
+        self._squared_error = np.where(present, (clipped - y) ** 2, 0.0)
+        self._log_likelihood = np.where(
+            present, np.where(y == 1, np.log(clipped), np.log(1 - clipped)), 0.0
+        )
+
+    def overall(self) -> dict[str, Any]:
+        return _one_group(
+            self._scores,
+            np.flatnonzero(self._labels),
+            len(self._without_score),
+            float(self._squared_error.sum()),
+            float(self._log_likelihood.sum()),
+        )
+
+    def by_codes(self, codes: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The figures of each group: ``codes`` (one a row, ``0 .. len(names) - 1``) name the
+        rows' groups; groups without rows are left out."""
+        k = len(names)
+        codes = np.asarray(codes, np.int16 if k < 2**15 else np.int64)
+        in_order = codes[self._order]
+        grouped = np.argsort(in_order, kind="stable")  # a radix sort of small integers
+        bounds = np.r_[0, np.cumsum(np.bincount(in_order, minlength=k))]
+        scores = self._scores[grouped]
+        positive_at = np.flatnonzero(self._labels[grouped])
+        cut = np.searchsorted(positive_at, bounds)
+        missing = np.bincount(codes[self._without_score], minlength=k)
+        squared = np.bincount(codes, weights=self._squared_error, minlength=k)
+        likelihood = np.bincount(codes, weights=self._log_likelihood, minlength=k)
+        out = {}
+        for g, name in enumerate(names):
+            a, b = bounds[g], bounds[g + 1]
+            if b > a or missing[g]:
+                out[name] = _one_group(
+                    scores[a:b],
+                    positive_at[cut[g] : cut[g + 1]] - a,
+                    int(missing[g]),
+                    float(squared[g]),
+                    float(likelihood[g]),
+                )
+        return out
+
+    def by(self, labelled: pd.DataFrame, by: str) -> dict[str, dict[str, Any]]:
+        """The figures per value of the column ``by``; see ``metrics_by``."""
+        codes, names = segment_codes(labelled, by)
+        return self.by_codes(codes, names)
+
+    def over_time(self, labelled: pd.DataFrame, freq: str = "MS") -> dict[str, dict[str, Any]]:
+        """The figures per period of the prediction day; see ``metrics_over_time``."""
+        codes, names = period_codes(labelled, freq)
+        return self.by_codes(codes, names)
+
+
+def segment_codes(labelled: pd.DataFrame, by: str) -> tuple[np.ndarray, list[str]]:
+    """Each row's segment code under the column ``by`` and the segments' names: the present
+    values in the catalog's order (``_segment_order``), a null as ``unknown`` (last)."""
+    _require(labelled, (by,), "labelled")
+    column = labelled[by]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
+        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+        codes = np.where(codes >= 0, codes, len(uniques))
+        values = [str(v) for v in uniques] + [UNKNOWN_SEGMENT]
+        used = np.r_[used, (column.cat.codes.to_numpy() < 0).any()]
+    else:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        codes = np.where(codes >= 0, codes, len(uniques))
+        values = [str(v) for v in uniques] + [UNKNOWN_SEGMENT]
+        used = np.r_[np.ones(len(uniques), bool), (codes == len(uniques)).any()]
+    # one name may stand for several codes (a value "unknown", or 1 and "1"): merge them
+    names = _segment_order(pd.Series([v for v, u in zip(values, used, strict=True) if u]), by)
+    position = {name: k for k, name in enumerate(names)}
+    remap = np.array([position.get(v, -1) for v in values], np.int64)
+    return remap[codes], names
+
+
+def period_codes(labelled: pd.DataFrame, freq: str = "MS") -> tuple[np.ndarray, list[str]]:
+    """Each row's period of its prediction ``day`` (a pandas offset alias; months by default)
+    and the periods' first days (ISO), oldest first."""
+    _require(labelled, ("day",), "labelled")
+    days = _days(labelled["day"], "labelled.day")
+    if freq == "MS":  # months: numpy's own unit, codes by subtraction, no sort
+        months = days.to_numpy().astype("datetime64[M]").astype(np.int64)
+        first = int(months.min()) if len(months) else 0
+        codes = months - first
+        present = np.flatnonzero(np.bincount(codes, minlength=1))
+        remap = np.full(int(codes.max(initial=0)) + 1, -1)
+        remap[present] = np.arange(len(present))
+        names = [f"{np.datetime64(first + int(m), 'M')}-01" for m in present]
+        return remap[codes], names
+    periods = days.dt.to_period(pd.tseries.frequencies.to_offset(freq)).dt.start_time.to_numpy()
+    uniques, codes = np.unique(periods, return_inverse=True)
+    names = [f"{pd.Timestamp(u):%Y-%m-%d}" for u in uniques]
+    return codes.reshape(-1), names
 
 
 def calibration_by_decile(y: np.ndarray, p: np.ndarray) -> list[dict[str, float | int]]:
     """Observed churn rate against the mean prediction in ten equal-count bins of the
-    prediction, lowest first (ties kept in row order; fewer than ten rows give fewer bins).
+    prediction, lowest first (fewer than ten rows give fewer bins; rows of equal score across a
+    bin's edge are split in proportion).
 
     The binning of ``training.metrics.expected_calibration_error``, so the table explains the
     ECE figure next to it.
     """
-    order = np.argsort(p, kind="stable")
-    table: list[dict[str, float | int]] = []
-    for decile, rows in enumerate(np.array_split(order, DECILES), start=1):
-        if len(rows):
-            table.append(
-                {
-                    "decile": decile,
-                    "mean_predicted": float(p[rows].mean()),
-                    "observed_rate": float(y[rows].mean()),
-                    "n": len(rows),
-                }
-            )
-    return table
+    frame = pd.DataFrame({"label": np.asarray(y), "score": np.asarray(p, float)})
+    return RankedScores(frame, "score").overall()["calibration"]
 
 
 def outcome_metrics(labelled: pd.DataFrame, score_column: str) -> dict[str, Any]:
@@ -276,21 +508,7 @@ def outcome_metrics(labelled: pd.DataFrame, score_column: str) -> dict[str, Any]
     churn), and every figure but the counts is None without rows: a month or a segment can be
     thin, and a report must not crash on it.
     """
-    y, p, missing = _labels_and_scores(labelled, score_column)
-    out: dict[str, Any] = {"n": len(y), "positives": int(y.sum()), "missing_scores": missing}
-    if not len(y):
-        keys = ("auc", "pr_auc", "brier", "log_loss", "ece")
-        return out | dict.fromkeys(keys) | {"calibration": []}
-    clipped = np.clip(p, EPS, 1 - EPS)
-    both = 0 < y.sum() < len(y)
-    return out | {
-        "auc": float(roc_auc_score(y, clipped)) if both else None,
-        "pr_auc": float(average_precision_score(y, clipped)) if both else None,
-        "brier": float(brier_score_loss(y, clipped, pos_label=1)),
-        "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
-        "ece": float(expected_calibration_error(y, clipped)),
-        "calibration": calibration_by_decile(y, p),
-    }
+    return RankedScores(labelled, score_column).overall()
 
 
 def _segment_order(values: pd.Series, by: str) -> list[str]:
@@ -310,12 +528,7 @@ def metrics_by(labelled: pd.DataFrame, score_column: str, by: str) -> dict[str, 
     values present in ``labelled`` appear; null values are grouped as ``unknown`` rather than
     dropped.
     """
-    _require(labelled, (by,), "labelled")
-    values = labelled[by].astype(object).where(labelled[by].notna(), UNKNOWN_SEGMENT).astype(str)
-    return {
-        value: outcome_metrics(labelled[(values == value).to_numpy()], score_column)
-        for value in _segment_order(values, by)
-    }
+    return RankedScores(labelled, score_column).by(labelled, by)
 
 
 def metrics_over_time(
@@ -324,17 +537,9 @@ def metrics_over_time(
     """``outcome_metrics`` per period of the prediction ``day`` (a pandas offset alias;
     months by default), keyed by the period's first day (ISO), oldest first; periods without
     rows are left out. A slow decline shows here before it moves the pooled figure."""
-    _require(labelled, ("day",), "labelled")
-    days = _days(labelled["day"], "labelled.day")
-    groups = labelled.assign(_period=days.to_numpy()).groupby(pd.Grouper(key="_period", freq=freq))
-    return {
-        f"{start:%Y-%m-%d}": outcome_metrics(rows, score_column)
-        for start, rows in groups
-        if len(rows)
-    }
+    return RankedScores(labelled, score_column).over_time(labelled, freq)
 
 
-# -- when to retrain -------------------------------------------------------------------------
 class OutcomeThresholds(BaseModel):
     """How far realised performance may fall below the champion's holdout figures before the
     monitoring asks for a retrain (``experiments/monitoring.yaml``, section ``outcomes``).

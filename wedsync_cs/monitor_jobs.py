@@ -7,6 +7,8 @@ champion's MLflow run.
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -206,99 +208,114 @@ def run_outcomes(
     score, overall, per segment and per month; the retrain flags against the champion's
     holdout; saved under ``CS_HOME/reports`` and logged to the champion's MLflow run.
 
+    Without a registered champion (predictions stored by an earlier deployment, say) the
+    figures are measured and saved all the same; there is no holdout to compare them with and
+    no run to log them to, and the summary says so.
+
     Raises:
-        LookupError: no champion, or no stored prediction yet.
+        LookupError: no stored prediction yet.
         ValueError: no stored prediction is a horizon old by ``as_of``.
     """
-    from mlflow.tracking import MlflowClient
-    from sqlalchemy import select
+    from mlflow.exceptions import MlflowException
 
     from monitoring.outcomes import (
+        SEGMENT_COLUMNS,
+        RankedScores,
         load_outcome_thresholds,
-        metrics_by,
-        metrics_over_time,
-        outcome_metrics,
+        period_codes,
         realised_labels,
         retrain_flags,
+        segment_codes,
         with_segments,
     )
     from serving.db.migrate import require_current
-    from serving.db.models import ChurnPrediction, CustomerHealth, Supplier
-    from training.registry import load_champions
+    from serving.db.prediction_history import read_prediction_history, stored_day_range
+    from training.registry import CHAMPION, CHURN_MODEL, configure, version_run_id
     from wedsync_cs.database import operational_engine
 
     thresholds = load_outcome_thresholds()
-    champions = load_champions(settings.tracking_uri, settings.threads)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 2)
+        clock = now
+
     engine = operational_engine(settings)
     require_current(engine)
     try:
-        with engine.connect() as connection:
-            predictions = pd.read_sql(
-                select(
-                    ChurnPrediction.supplier_id,
-                    ChurnPrediction.day,
-                    ChurnPrediction.churn_probability,
-                    CustomerHealth.churn_probability.label("health_churn_probability"),
-                ).join(
-                    CustomerHealth,
-                    (CustomerHealth.supplier_id == ChurnPrediction.supplier_id)
-                    & (CustomerHealth.day == ChurnPrediction.day),
-                    isouter=True,
-                ),
-                connection,
+        stored = stored_day_range(engine)
+        if stored is None:
+            raise LookupError("no stored prediction: run `wedsync-cs score-daily` first")
+        oldest, newest = stored
+        as_of = as_of or newest
+        last_judged = as_of - timedelta(days=horizon_days)
+        if last_judged < oldest:
+            raise ValueError(
+                f"no stored prediction is {horizon_days} days old by {as_of} (stored days "
+                f"{oldest} to {newest}); the first judged is "
+                f"{oldest + timedelta(days=horizon_days)}"
             )
-            suppliers = pd.read_sql(
-                select(
-                    Supplier.supplier_id,
-                    Supplier.cancelled_at,
-                    Supplier.subscription_tier,
-                    Supplier.vendor_type,
-                    Supplier.country,
-                ),
-                connection,
-            )
+        # only the days whose label window has passed: the younger rows would be dropped
+        history = read_prediction_history(engine, oldest, min(last_judged, newest))
     finally:
         engine.dispose()
-    if predictions.empty:
-        raise LookupError("no stored prediction: run `wedsync-cs score-daily` first")
-    predictions["day"] = pd.to_datetime(predictions["day"]).dt.date
-    newest = max(predictions["day"])
-    as_of = as_of or newest
-    suppliers["cancelled_at"] = pd.to_datetime(suppliers["cancelled_at"], utc=True)
-    labelled = realised_labels(predictions, suppliers, as_of, horizon_days)
+    stage("read")
+    labelled = realised_labels(history.frame, history.directory, as_of, horizon_days)
     if labelled.empty:
-        oldest = min(predictions["day"])
         raise ValueError(
-            f"no stored prediction is {horizon_days} days old by {as_of} (stored days "
-            f"{oldest} to {newest}); the first judged is {oldest + timedelta(days=horizon_days)}"
+            f"no stored prediction of {oldest} to {last_judged} has an outcome to judge: every "
+            f"one of its {len(history.frame):,} rows is of a supplier already cancelled"
         )
-    labelled = with_segments(labelled, suppliers)
+    labelled = with_segments(labelled, history.directory)
+    stage("label")
     summary: dict[str, Any] = {
         "as_of": str(as_of),
         "horizon_days": horizon_days,
-        "days": [str(min(labelled["day"])), str(max(labelled["day"]))],
+        "stored_days": [str(oldest), str(newest)],
+        "days": [str(min(labelled["day"]).date()), str(max(labelled["day"]).date())],
+        "cancelled_before_prediction": int(labelled.attrs.get("cancelled_before_prediction", 0)),
     }
-    for name, column in (("churn", "churn_probability"), ("health", "health_churn_probability")):
-        summary[name] = {
-            "overall": outcome_metrics(labelled, column),
-            "by_tier": metrics_by(labelled, column, "subscription_tier"),
-            "by_vendor_type": metrics_by(labelled, column, "vendor_type"),
-            "by_hemisphere": metrics_by(labelled, column, "hemisphere"),
-            "by_month": metrics_over_time(labelled, column),
+    keys = {"subscription_tier": "by_tier", "vendor_type": "by_vendor_type"}
+    groupings = {keys.get(c, f"by_{c}"): segment_codes(labelled, c) for c in SEGMENT_COLUMNS}
+    groupings["by_month"] = period_codes(labelled)
+
+    def measure(column: str) -> dict[str, Any]:
+        ranked = RankedScores(labelled, column)
+        return {"overall": ranked.overall()} | {
+            key: ranked.by_codes(codes, names) for key, (codes, names) in groupings.items()
         }
-    run_id = champions.churn_run_id
+
+    # the two score columns side by side: numpy's sorts and gathers release the GIL
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        churn, health = pool.map(measure, ("churn_probability", "health_churn_probability"))
+    summary["churn"], summary["health"] = churn, health
+    stage("measure")
+    client = configure(settings.tracking_uri)
+    try:
+        run_id = version_run_id(client.get_model_version_by_alias(CHURN_MODEL, CHAMPION))
+    except MlflowException:
+        run_id = None
     flags: list[str] = []
-    if run_id is not None:
-        client = MlflowClient(settings.tracking_uri)
+    if run_id is None:
+        summary["champion"] = None
+        summary["why_no_flags"] = f"no {CHURN_MODEL}@{CHAMPION} registered to compare with"
+    else:
+        summary["champion"] = run_id
         logged = client.get_run(run_id).data.metrics
         holdout = {k: logged.get(f"holdout/churn_model/{k}") for k in ("auc", "pr_auc", "brier")}
         if all(v is not None for v in holdout.values()):
             summary["holdout"] = holdout
             flags = retrain_flags(summary["churn"]["overall"], holdout, thresholds)
+        else:
+            summary["why_no_flags"] = "the champion's run logged no holdout figures"
     summary["retrain_flags"] = flags
     folder = settings.ensure_home() / "reports"
     folder.mkdir(exist_ok=True)
     report = folder / f"outcomes-{as_of}.json"
+    summary["seconds"] = seconds
     report.write_text(json.dumps(summary, indent=2, default=str))
     if run_id is not None:
         at = int(datetime.now(UTC).timestamp() * 1000)
@@ -309,4 +326,5 @@ def run_outcomes(
                 client.log_metric(run_id, f"outcomes.{key}", float(overall[key]), at, step)
         client.log_metric(run_id, "outcomes.rows", float(overall["n"]), at, step)
         client.log_artifact(run_id, str(report), artifact_path="monitoring")
+    stage("save and log")
     return OutcomesRun(as_of, horizon_days, summary, flags, report, run_id)

@@ -8,10 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from pydantic import ValidationError
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from monitoring.outcomes import (
     DROPPED_ATTR,
@@ -25,6 +27,7 @@ from monitoring.outcomes import (
     retrain_flags,
     with_segments,
 )
+from training.metrics import EPS, expected_calibration_error
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-12
@@ -47,7 +50,7 @@ def pairs_auc(p: list[float], y: list[int]) -> float:
 
 
 # -- metrics ---------------------------------------------------------------------------------
-# Not in score order; the tied 0.5s keep their row order (the positive first).
+# Not in score order; one of the tied 0.5s churned.
 P8 = [0.7, 0.1, 0.5, 0.4, 0.8, 0.3, 0.5, 0.2]
 Y8 = [1, 0, 1, 0, 1, 1, 0, 0]
 
@@ -65,10 +68,11 @@ def test_outcome_metrics_equal_a_hand_computation() -> None:
     assert m["brier"] == pytest.approx(sum(squares) / 8, abs=TOL)
     logs = [math.log(s if t else 1 - s) for s, t in zip(P8, Y8, strict=True)]
     assert m["log_loss"] == pytest.approx(-sum(logs) / 8, abs=TOL)
-    # 20 ECE bins over 8 rows: one row a bin, so ECE is the mean |label - score|
-    assert m["ece"] == pytest.approx((0.3 + 0.1 + 0.5 + 0.4 + 0.2 + 0.7 + 0.5 + 0.2) / 8, abs=TOL)
-    # fewer rows than deciles: one row a decile, lowest score first
-    expected = [(0.1, 0), (0.2, 0), (0.3, 1), (0.4, 0), (0.5, 1), (0.5, 0), (0.7, 1), (0.8, 1)]
+    # 20 ECE bins over 8 rows: one row a bin, so ECE is the mean |label - score|, except that
+    # the tied 0.5s (one churned) share their label: each bin holds half of each, 0.5 against 0.5
+    assert m["ece"] == pytest.approx((0.3 + 0.1 + 0 + 0.4 + 0.2 + 0.7 + 0 + 0.2) / 8, abs=TOL)
+    # fewer rows than deciles: one row a decile, lowest score first; the tie split in proportion
+    expected = [(0.1, 0), (0.2, 0), (0.3, 1), (0.4, 0), (0.5, 0.5), (0.5, 0.5), (0.7, 1), (0.8, 1)]
     assert [(d["decile"], d["n"]) for d in m["calibration"]] == [(i, 1) for i in range(1, 9)]
     for row, (mean, rate) in zip(m["calibration"], expected, strict=True):
         assert row["mean_predicted"] == pytest.approx(mean, abs=TOL)
@@ -263,3 +267,65 @@ def test_shipped_monitoring_config_parses_frozen_with_a_drift_section(tmp_path: 
     bad.write_text("drift:\n  max_drifted_share: 0.3\n")
     with pytest.raises(ValueError, match="no outcomes section"):
         load_outcome_thresholds(bad)
+
+
+# -- the one-sort metrics against scikit-learn ------------------------------------------------
+def assert_same_figures(a: object, b: object) -> None:
+    """Equal up to the last bits of float sums taken in another order."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_figures(a[key], b[key])
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b)
+        for x, z in zip(a, b, strict=True):
+            assert_same_figures(x, z)
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, abs=TOL)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_figures_equal_scikit_learn_per_group(seed: int) -> None:
+    """Many ties (scores on a coarse grid), scores at the clipping edges, missing scores and a
+    group with one class: every group's AUC, PR-AUC, Brier and log loss equal scikit-learn's on
+    that group's rows alone, and the figures do not depend on the rows' order."""
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    p = rng.integers(0, 41, n) / 40  # 0, 0.025, ..., 1: heavy ties, 0 and 1 clipped
+    y = (rng.random(n) < 0.2 + 0.6 * p).astype(int)
+    group = rng.choice(["a", "b", "c", "d"], n, p=[0.5, 0.3, 0.19, 0.01])
+    y[group == "d"] = 0  # one class only
+    score = np.where(rng.random(n) < 0.02, np.nan, p)
+    labelled = pd.DataFrame({"label": y, "score": score, "g": group})
+    by = metrics_by(labelled, "score", "g")
+    shuffled = labelled.sample(frac=1, random_state=seed).reset_index(drop=True)
+    assert_same_figures(metrics_by(shuffled, "score", "g"), by)
+    for name, part in [("all", labelled), *labelled.groupby("g")]:
+        m = outcome_metrics(labelled, "score") if name == "all" else by[name]
+        rows = part.dropna(subset=["score"])
+        c = np.clip(rows["score"].to_numpy(), EPS, 1 - EPS)
+        t = rows["label"].to_numpy()
+        assert (m["n"], m["positives"]) == (len(rows), int(t.sum()))
+        assert m["missing_scores"] == int(part["score"].isna().sum())
+        assert m["brier"] == pytest.approx(brier_score_loss(t, c), abs=TOL)
+        assert m["log_loss"] == pytest.approx(log_loss(t, c, labels=[0, 1]), abs=TOL)
+        if name == "d":
+            assert m["auc"] is None and m["pr_auc"] is None
+            continue
+        assert m["auc"] == pytest.approx(roc_auc_score(t, c), abs=TOL)
+        assert m["pr_auc"] == pytest.approx(average_precision_score(t, c), abs=TOL)
+        assert sum(d["n"] for d in m["calibration"]) == len(rows)
+        churned = sum(d["observed_rate"] * d["n"] for d in m["calibration"])
+        assert churned == pytest.approx(t.sum(), abs=1e-9)
+
+
+def test_ece_without_ties_is_the_training_ece() -> None:
+    """Distinct scores: the realised ECE is ``training.metrics.expected_calibration_error``'s,
+    the holdout's figure."""
+    rng = np.random.default_rng(5)
+    p = rng.random(1_001)
+    y = (rng.random(1_001) < p).astype(int)
+    m = outcome_metrics(frame(list(p), list(y)), "score")
+    assert m["ece"] == pytest.approx(expected_calibration_error(y, p), abs=TOL)

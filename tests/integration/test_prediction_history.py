@@ -1,0 +1,121 @@
+"""The outcome monitor's bulk reader (ADBC) on SQLite and on the real PostgreSQL: rows written by
+the daily job's own ``upsert`` come back exactly, joined with the health score's probability of
+the same supplier and day, within the days asked for."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.db.migrate import engine_for, upgrade
+from serving.db.models import ChurnPrediction, CustomerHealth, Supplier
+from serving.db.prediction_history import read_prediction_history, stored_day_range
+from serving.db.scores import upsert
+
+DAY = date(2025, 6, 1)
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
+
+
+def _supplier(supplier_id: str, cancelled_at: datetime | None) -> dict:
+    return {
+        "supplier_id": supplier_id,
+        "vendor_type": "venue",
+        "subscription_tier": "starter",
+        "monthly_revenue": 49.0,
+        "country": "AU",
+        "signup_at": datetime(2024, 1, 1, tzinfo=UTC),
+        "cancelled_at": cancelled_at,
+        "status": "active" if cancelled_at is None else "cancelled",
+        "synced_at": NOW,
+    }
+
+
+def _prediction(supplier_id: str, day: date, p: float) -> dict:
+    return {
+        "supplier_id": supplier_id,
+        "day": day,
+        "churn_probability": p,
+        "risk_level": "low",
+        "factors": {"login": -0.1},
+        "ltv_at_risk": 10.0,
+        "prevention_cost": 25.0,
+        "intervention_recommended": False,
+        "churn_model_version": "1",
+        "health_model_version": "1",
+        "computed_at": NOW,
+    }
+
+
+def _health(supplier_id: str, day: date, p: float | None) -> dict:
+    return {
+        "supplier_id": supplier_id,
+        "day": day,
+        "score": 80.0,
+        "segment": "established",
+        "churn_probability": p,
+        "health_model_version": "1",
+        "computed_at": NOW,
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ops.db'}"
+    return request.getfixturevalue("postgres_uri")
+
+
+def test_bulk_reader_returns_the_stored_rows_with_the_health_probability(database_url) -> None:
+    engine = engine_for(database_url)
+    upgrade(engine)
+    try:
+        assert stored_day_range(engine) is None
+        cancelled = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
+        upsert(
+            engine, Supplier, [_supplier(s, None) for s in ("a", "b", "c")], keys=("supplier_id",)
+        )
+        upsert(engine, Supplier, [_supplier("d", cancelled)], keys=("supplier_id",))
+        days = [DAY + timedelta(days=k) for k in range(4)]
+        predictions, health = [], []
+        for k, day in enumerate(days):
+            for j, s in enumerate(("a", "b", "c", "d")):
+                predictions.append(_prediction(s, day, round(0.01 * (10 * k + j + 1), 4)))
+                if s == "b" and k == 1:
+                    continue  # no health row that day
+                health.append(_health(s, day, None if s == "c" else 0.5 + 0.01 * (10 * k + j)))
+        upsert(engine, ChurnPrediction, predictions)
+        upsert(engine, CustomerHealth, health)
+        assert stored_day_range(engine) == (days[0], days[-1])
+
+        history = read_prediction_history(engine, days[1], days[2])
+    finally:
+        engine.dispose()
+    frame = history.frame.sort_values(["day", "supplier_id"]).reset_index(drop=True)
+    assert isinstance(history.frame["supplier_id"].dtype, pd.CategoricalDtype)
+    assert frame["supplier_id"].astype(str).tolist() == ["a", "b", "c", "d"] * 2
+    assert frame["day"].tolist() == [pd.Timestamp(days[1])] * 4 + [pd.Timestamp(days[2])] * 4
+    expected_churn = [0.01 * (10 * k + j + 1) for k in (1, 2) for j in range(4)]
+    assert frame["churn_probability"].to_numpy() == pytest.approx(expected_churn, abs=1e-12)
+    health_p = frame["health_churn_probability"].to_numpy()
+    expected_health = [
+        np.nan if (s == "c" or (s == "b" and k == 1)) else 0.5 + 0.01 * (10 * k + j)
+        for k in (1, 2)
+        for j, s in enumerate("abcd")
+    ]
+    np.testing.assert_allclose(health_p, expected_health, atol=1e-12)
+    directory = history.directory.set_index("supplier_id")
+    assert directory.loc["d", "cancelled_at"] == pd.Timestamp(cancelled)
+    assert pd.isna(directory.loc["a", "cancelled_at"])
+
+
+def test_bulk_reader_refuses_days_in_the_wrong_order(tmp_path) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'ops.db'}")
+    upgrade(engine)
+    try:
+        with pytest.raises(ValueError, match="after the last"):
+            read_prediction_history(engine, DAY, DAY - timedelta(days=1))
+    finally:
+        engine.dispose()
