@@ -86,8 +86,8 @@ def read_prediction_history(engine: Engine, first: date, last: date) -> Predicti
     )
     p_days = _day_numbers(predictions["day"])
     h_days = _day_numbers(health["day"])
-    churn = _floats(predictions["churn_probability"])
-    health_p = _aligned((p_codes, p_days), (h_codes, h_days), _floats(health["churn_probability"]))
+    churn = _probabilities(predictions)
+    health_p = _aligned((p_codes, p_days), (h_codes, h_days), _probabilities(health))
     frame = pd.DataFrame(
         {
             "supplier_id": pd.Categorical.from_codes(p_codes, categories=categories),
@@ -101,7 +101,8 @@ def read_prediction_history(engine: Engine, first: date, last: date) -> Predicti
 
 # -- IO --------------------------------------------------------------------------------------
 def _scan(url, table: str, first: date, last: date) -> pa.Table:
-    """``supplier_id``, ``day`` and ``churn_probability`` of ``table`` for the days, as Arrow.
+    """``supplier_id``, ``day``, ``churn_probability`` (0 where null) and ``missing`` (1 where
+    it is null) of ``table`` for the days, as Arrow.
 
     The days are ``date`` objects rendered as ISO literals (no user text reaches the SQL). On
     SQLite the table is scanned in storage order (``NOT INDEXED``): a range over most of the
@@ -124,7 +125,13 @@ def _scan(url, table: str, first: date, last: date) -> pa.Table:
     else:
         raise ValueError(f"no bulk reader for a {url.get_backend_name()} database")
     with connect as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT supplier_id, day, churn_probability FROM {source} WHERE {where}")
+        # SQLite's driver takes each column's type from its first rows' values: a first batch of
+        # nulls would make the probability an integer column, so nulls travel as a flag
+        cursor.execute(
+            "SELECT supplier_id, day, COALESCE(churn_probability, 0.0) AS churn_probability, "
+            f"CASE WHEN churn_probability IS NULL THEN 1 ELSE 0 END AS missing FROM {source} "
+            f"WHERE {where}"
+        )
         return cursor.fetch_arrow_table()
 
 
@@ -163,9 +170,13 @@ def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:
     return days[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _floats(column: pa.ChunkedArray) -> np.ndarray:
-    """A float column with nulls as NaN."""
-    return column.to_numpy().astype(float) if column.null_count else column.to_numpy()
+def _probabilities(scanned: pa.Table) -> np.ndarray:
+    """The scanned probabilities, NaN where the stored one is null."""
+    values = np.asarray(scanned["churn_probability"].to_numpy(), dtype=float)
+    missing = np.asarray(scanned["missing"].to_numpy(), dtype=bool)
+    if missing.any():
+        values = np.where(missing, np.nan, values)
+    return values
 
 
 def _aligned(

@@ -106,3 +106,18 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
         assert serving["floor_online_read"][f"{read}_1"]["p50_ms"] > 0
         assert serving["floor_online_read"][f"{read}_100"]["p99_ms"] > 0
     assert serving["memory"]["requests"] >= 1100 and serving["memory"]["errors"] == 0
+
+
+def test_outcome_benchmark_prints_its_figures(tmp_path: Path) -> None:
+    """A year shrunk to 60 days of 300 accounts, on SQLite and PostgreSQL: the command's figures
+    equal scikit-learn's on the same rows."""
+    args = ("--only", "outcomes", "--outcome-accounts", "300", "--outcome-days", "60")
+    figures = _run(tmp_path, *args)
+    for backend in ("sqlite", "postgresql"):
+        name = next(k for k in figures if k.startswith("outcomes, ") and k.endswith(backend))
+        run = figures[name]
+        assert run["stored_days"][1] == "2025-12-31" and run["months"] >= 1
+        # 30 of the 60 days are a horizon old; 300 accounts a day, none after cancelling
+        assert run["rows"] == 30 * 300 and 0 < run["positives"] < run["rows"]
+        assert run["against_sklearn"]["rows"] == run["rows"]
+        assert run["against_sklearn"]["largest_difference"] < 1e-9

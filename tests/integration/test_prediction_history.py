@@ -119,3 +119,22 @@ def test_bulk_reader_refuses_days_in_the_wrong_order(tmp_path) -> None:
             read_prediction_history(engine, DAY, DAY - timedelta(days=1))
     finally:
         engine.dispose()
+
+
+def test_a_long_run_of_null_probabilities_first_reads_as_missing(tmp_path) -> None:
+    """SQLite's Arrow driver types a column by its first rows: 3,000 null health probabilities
+    before the first number still read as NaN, then the numbers."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'ops.db'}")
+    upgrade(engine)
+    ids = [f"s{k:05d}" for k in range(4_000)]
+    try:
+        upsert(engine, Supplier, [_supplier(s, None) for s in ids], keys=("supplier_id",))
+        upsert(engine, ChurnPrediction, [_prediction(s, DAY, 0.1) for s in ids])
+        rows = [_health(s, DAY, None if k < 3_000 else 0.25) for k, s in enumerate(ids)]
+        upsert(engine, CustomerHealth, rows)
+        frame = read_prediction_history(engine, DAY, DAY).frame
+    finally:
+        engine.dispose()
+    by_id = frame.set_index(frame["supplier_id"].astype(str))["health_churn_probability"]
+    assert by_id[ids[:3_000]].isna().all()
+    assert (by_id[ids[3_000:]] == 0.25).all()
