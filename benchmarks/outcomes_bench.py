@@ -148,6 +148,8 @@ def build_history(url: str, accounts: int, days: int, seed: int = SEED) -> dict:
     bounds = np.flatnonzero(np.r_[True, population.row_day[1:] != population.row_day[:-1]])
     bounds = np.r_[bounds, len(population.row_day)]
     month = 30
+    if not sqlite:
+        _constraints(url, drop=True)  # PostgreSQL's bulk-load practice: load, then index
     with _ingest_connection(url) as connection, connection.cursor() as cursor:
         if sqlite:
             cursor.execute("PRAGMA cache_size = -2000000")  # 2 GB: the indexes grow large
@@ -205,12 +207,47 @@ def build_history(url: str, accounts: int, days: int, seed: int = SEED) -> dict:
             cursor.adbc_ingest("customer_health", healthy, mode="append")
             connection.commit()
             written += n
+    if not sqlite:
+        _constraints(url, drop=False)
     return {
         "suppliers": len(population.supplier_ids),
         "rows": written,
         "days": days,
         "build_seconds": round(time.perf_counter() - began, 1),
     }
+
+
+def _constraints(url: str, drop: bool) -> None:
+    """Drop, or create again and then vacuum, the primary keys, foreign keys and indexes of
+    ``churn_predictions`` and ``customer_health`` (PostgreSQL's advice for a bulk load: "Populating
+    a Database"); the definitions are the mapped tables' own, as the migrations made them."""
+    import psycopg
+    from sqlalchemy.schema import AddConstraint, DropConstraint
+
+    from serving.db.migrate import engine_for
+    from serving.db.models import ChurnPrediction, CustomerHealth
+
+    engine = engine_for(url)
+    tables = [ChurnPrediction.__table__, CustomerHealth.__table__]
+    with engine.begin() as connection:
+        for table in tables:
+            constraints = [*table.foreign_key_constraints, table.primary_key]
+            if drop:
+                for index in table.indexes:
+                    index.drop(connection)
+                for constraint in constraints:
+                    connection.execute(DropConstraint(constraint))
+            else:
+                for constraint in reversed(constraints):
+                    connection.execute(AddConstraint(constraint))
+                for index in table.indexes:
+                    index.create(connection)
+    engine.dispose()
+    if not drop:
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain, autocommit=True) as connection:
+            for table in tables:
+                connection.execute(f"VACUUM ANALYZE {table.name}")
 
 
 def _ingest_connection(url: str):

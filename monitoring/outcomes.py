@@ -30,6 +30,7 @@ from training.metrics import EPS
 log = logging.getLogger(__name__)
 
 DECILES: Final = 10
+NS_PER_DAY: Final = 86_400 * 10**9
 MONITORING_CONFIG: Final = Path(__file__).resolve().parents[1] / "experiments" / "monitoring.yaml"
 # ``realised_labels`` stores the number of rows it dropped (supplier already cancelled at the
 # prediction's instant) under this key of the returned frame's ``attrs``.
@@ -61,7 +62,8 @@ def _days(column: pd.Series, name: str) -> pd.Series:
         raise ValueError(f"{name} must hold calendar days, not time-zone aware instants")
     if days.isna().any():
         raise ValueError(f"{name} has {int(days.isna().sum())} missing day(s)")
-    off = days != days.dt.normalize()
+    days = days.astype("datetime64[ns]")
+    off = (days.array.asi8 % NS_PER_DAY) != 0
     if off.any():
         raise ValueError(f"{name} must hold calendar days; e.g. {list(days[off].head(3))}")
     return days
@@ -182,12 +184,15 @@ def realised_labels(
         raise TypeError(f"as_of must be a calendar day (datetime.date), not {as_of!r}")
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, not {horizon_days}")
-    cancelled_at = _cancellation_times(predictions, cancellations)
-    instant = prediction_instants(predictions)
+    cancelled_at = _cancellation_times(predictions, cancellations).dt.as_unit("ns")
+    instant = prediction_instants(predictions).dt.as_unit("ns")
     end_of_as_of = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)
     horizon = pd.Timedelta(days=horizon_days)
-    before = (cancelled_at <= instant).to_numpy()
-    matured = (instant + horizon <= end_of_as_of).to_numpy()
+    # in integer nanoseconds (NaT, never cancelled, is the smallest integer: compared apart)
+    cancel, at = cancelled_at.array.asi8, instant.array.asi8
+    cancelled = ~cancelled_at.isna().to_numpy()
+    before = cancelled & (cancel <= at)
+    matured = at + horizon.value <= end_of_as_of.value
     dropped = int((before & matured).sum())
     if dropped:
         log.warning(
@@ -196,8 +201,10 @@ def realised_labels(
             dropped,
         )
     keep = matured & ~before
-    label = ((cancelled_at > instant) & (cancelled_at <= instant + horizon)).to_numpy()[keep]
-    out = predictions[keep].assign(cancelled_at=cancelled_at.array[keep], label=label.astype(int))
+    label = (cancelled & (cancel > at) & (cancel <= at + horizon.value))[keep]
+    out = predictions[keep].assign(
+        cancelled_at=cancelled_at.array[keep], label=label.astype(np.int8)
+    )
     out = out.reset_index(drop=True)
     out.attrs[DROPPED_ATTR] = dropped
     return out
@@ -405,28 +412,51 @@ class RankedScores:
     def by_codes(self, codes: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:
         """The figures of each group: ``codes`` (one a row, ``0 .. len(names) - 1``) name the
         rows' groups; groups without rows are left out."""
-        k = len(names)
-        codes = np.asarray(codes, np.int16 if k < 2**15 else np.int64)
-        in_order = codes[self._order]
-        grouped = np.argsort(in_order, kind="stable")  # a radix sort of small integers
-        bounds = np.r_[0, np.cumsum(np.bincount(in_order, minlength=k))]
-        scores = self._scores[grouped]
-        positive_at = np.flatnonzero(self._labels[grouped])
-        cut = np.searchsorted(positive_at, bounds)
-        missing = np.bincount(codes[self._without_score], minlength=k)
-        squared = np.bincount(codes, weights=self._squared_error, minlength=k)
-        likelihood = np.bincount(codes, weights=self._log_likelihood, minlength=k)
-        out = {}
-        for g, name in enumerate(names):
-            a, b = bounds[g], bounds[g + 1]
-            if b > a or missing[g]:
-                out[name] = _one_group(
-                    scores[a:b],
-                    positive_at[cut[g] : cut[g + 1]] - a,
-                    int(missing[g]),
-                    float(squared[g]),
-                    float(likelihood[g]),
-                )
+        identity = np.arange(len(names))
+        return self.by_cells(codes, {"": (identity, names)})[""]
+
+    def by_cells(
+        self, cells: np.ndarray, groupings: dict[str, tuple[np.ndarray, list[str]]]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """The figures of several groupings of the rows at once. ``cells`` gives each row a
+        cell (``0 .. C - 1``: say, one a combination of tier, vendor type, hemisphere and
+        month); each grouping maps the cells to its groups (an array of C group codes) and names
+        the groups. The rows are gathered by cell once; each grouping then costs a radix sort
+        of its codes over the score order and a few passes, its sums one weighted count of the
+        cells'."""
+        cells = np.asarray(cells, np.int16 if cells.max(initial=0) < 2**15 else np.int64)
+        count = int(max((len(m) for m, _ in groupings.values()), default=0))
+        cell_in_order = cells[self._order]
+        missing = np.bincount(cells[self._without_score], minlength=count)
+        squared = np.bincount(cells, weights=self._squared_error, minlength=count)
+        likelihood = np.bincount(cells, weights=self._log_likelihood, minlength=count)
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for key, (to_group, names) in groupings.items():
+            k = len(names)
+            to_group = np.asarray(to_group, np.int16 if k < 2**15 else np.int64)
+            in_order = to_group[cell_in_order]
+            grouped = np.argsort(in_order, kind="stable")  # a radix sort of small integers
+            bounds = np.r_[0, np.cumsum(np.bincount(in_order, minlength=k))]
+            scores = self._scores[grouped]
+            positive_at = np.flatnonzero(self._labels[grouped])
+            cut = np.searchsorted(positive_at, bounds)
+
+            group_missing, group_squared, group_likelihood = (
+                np.bincount(to_group, weights=per_cell, minlength=k)
+                for per_cell in (missing, squared, likelihood)
+            )
+            figures = {}
+            for g, name in enumerate(names):
+                a, b = bounds[g], bounds[g + 1]
+                if b > a or group_missing[g] > 0:
+                    figures[name] = _one_group(
+                        scores[a:b],
+                        positive_at[cut[g] : cut[g + 1]] - a,
+                        round(group_missing[g]),
+                        float(group_squared[g]),
+                        float(group_likelihood[g]),
+                    )
+            out[key] = figures
         return out
 
     def by(self, labelled: pd.DataFrame, by: str) -> dict[str, dict[str, Any]]:
@@ -461,6 +491,24 @@ def segment_codes(labelled: pd.DataFrame, by: str) -> tuple[np.ndarray, list[str
     position = {name: k for k, name in enumerate(names)}
     remap = np.array([position.get(v, -1) for v in values], np.int64)
     return remap[codes], names
+
+
+def combined_cells(
+    groupings: dict[str, tuple[np.ndarray, list[str]]],
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, list[str]]]]:
+    """One cell code a row for every combination of the groupings' codes (row-wise codes and
+    names, as ``segment_codes`` and ``period_codes`` return them), and each grouping as a map
+    from cells to its groups, for ``RankedScores.by_cells``."""
+    sizes = [len(names) for _, names in groupings.values()]
+    cells = np.zeros(len(next(iter(groupings.values()))[0]) if groupings else 0, np.int64)
+    for (codes, _), size in zip(groupings.values(), sizes, strict=True):
+        cells = cells * size + codes
+    total = int(np.prod(sizes)) if sizes else 1
+    maps: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for position, (key, (_, names)) in enumerate(groupings.items()):
+        inner = int(np.prod(sizes[position + 1 :])) if position + 1 < len(sizes) else 1
+        maps[key] = ((np.arange(total) // inner) % sizes[position], names)
+    return cells, maps
 
 
 def period_codes(labelled: pd.DataFrame, freq: str = "MS") -> tuple[np.ndarray, list[str]]:

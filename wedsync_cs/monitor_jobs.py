@@ -221,6 +221,7 @@ def run_outcomes(
     from monitoring.outcomes import (
         SEGMENT_COLUMNS,
         RankedScores,
+        combined_cells,
         load_outcome_thresholds,
         period_codes,
         realised_labels,
@@ -275,18 +276,18 @@ def run_outcomes(
         "as_of": str(as_of),
         "horizon_days": horizon_days,
         "stored_days": [str(oldest), str(newest)],
-        "days": [str(min(labelled["day"]).date()), str(max(labelled["day"]).date())],
+        "days": [str(labelled["day"].min().date()), str(labelled["day"].max().date())],
         "cancelled_before_prediction": int(labelled.attrs.get("cancelled_before_prediction", 0)),
     }
     keys = {"subscription_tier": "by_tier", "vendor_type": "by_vendor_type"}
     groupings = {keys.get(c, f"by_{c}"): segment_codes(labelled, c) for c in SEGMENT_COLUMNS}
     groupings["by_month"] = period_codes(labelled)
 
+    cells, maps = combined_cells(groupings)  # one cell a (tier, vendor type, hemisphere, month)
+
     def measure(column: str) -> dict[str, Any]:
         ranked = RankedScores(labelled, column)
-        return {"overall": ranked.overall()} | {
-            key: ranked.by_codes(codes, names) for key, (codes, names) in groupings.items()
-        }
+        return {"overall": ranked.overall()} | ranked.by_cells(cells, maps)
 
     # the two score columns side by side: numpy's sorts and gathers release the GIL
     with ThreadPoolExecutor(max_workers=2) as pool:

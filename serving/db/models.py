@@ -124,7 +124,11 @@ class CustomerHealth(Base):
     computed_at: Mapped[datetime] = mapped_column(INSTANT)
     last_login_day: Mapped[date | None] = mapped_column(Date)  # as of the day's features
 
-    __table_args__ = (Index("ix_customer_health_day_risk", "day", "risk_level"),)
+    __table_args__ = (
+        Index("ix_customer_health_day_risk", "day", "risk_level"),
+        # covering the outcome monitor's read of a day's (supplier, probability) pairs
+        Index("ix_customer_health_day_probability", "day", "churn_probability", "supplier_id"),
+    )
 
 
 class ChurnPrediction(Base):
@@ -147,7 +151,10 @@ class ChurnPrediction(Base):
     timing_model_version: Mapped[str | None] = mapped_column(String(40))
     computed_at: Mapped[datetime] = mapped_column(INSTANT)
 
-    __table_args__ = (Index("ix_churn_predictions_day_probability", "day", "churn_probability"),)
+    __table_args__ = (
+        # the riskiest of a day first; covering the outcome monitor's read (with supplier_id)
+        Index("ix_churn_predictions_day_probability", "day", "churn_probability", "supplier_id"),
+    )
 
 
 class SuccessMilestone(Base):

@@ -3,17 +3,23 @@ tens of millions of rows (a row a supplier a day), too many for rows through SQL
 
 The rows come through ADBC, the Arrow database drivers of the Apache Arrow project (its SQLite
 and PostgreSQL drivers; PostgreSQL sends them with ``COPY ... TO STDOUT (FORMAT binary)``),
-straight into Arrow columns. ``churn_predictions`` and ``customer_health`` are read as two flat
-scans of three columns each and joined here on (supplier, day) through dense integer codes: a
-database join would look each of the tens of millions of rows up in the other table's index.
+straight into Arrow columns. ``churn_predictions`` and ``customer_health`` are read side by side
+(a thread and a connection each; the drivers release the GIL), each through its covering index
+on (day, churn_probability, supplier_id) (migration 0006): tens of bytes a row instead of the
+table's hundreds. SQLite reads one day at a time from that index (``INDEXED BY``), so the day
+needs no column; PostgreSQL reads the span in one query, an index-only scan once the table is
+vacuumed (autovacuum does it after inserts). The two tables are joined here on (supplier, day)
+through dense integer codes: a database join would look each of the tens of millions of rows up
+in the other table's index.
 
 The supplier directory (a row a supplier) is read through SQLAlchemy as everywhere else.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 import numpy as np
@@ -21,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import URL
 
 from serving.db.models import ChurnPrediction, Supplier
 
@@ -37,8 +44,8 @@ DIRECTORY_COLUMNS: Final = (
 class PredictionHistory:
     """The stored predictions of a span of days, one row a supplier and day.
 
-    ``frame`` holds ``supplier_id`` (categorical; its categories are the directory's ids, then
-    any id the directory lacks), ``day`` (``datetime64``, midnight), ``churn_probability`` and
+    ``frame`` holds ``supplier_id`` (categorical; its categories are the directory's ids),
+    ``day`` (``datetime64``, midnight), ``churn_probability`` and
     ``health_churn_probability`` (the calibrated health score's probability for the same
     supplier and day; NaN where ``customer_health`` has no row or a null one).
     """
@@ -72,67 +79,111 @@ def read_prediction_history(engine: Engine, first: date, last: date) -> Predicti
     calibrated health score's probability of the same supplier and day, and the directory.
 
     Raises:
-        ValueError: ``first`` after ``last``.
+        ValueError: ``first`` after ``last``, or a stored row of a supplier the directory lacks
+            (the foreign keys forbid it; a hand-edited database may not).
     """
     if first > last:
         raise ValueError(f"the first day {first} is after the last {last}")
     directory = read_directory(engine)
-    url = engine.url
-    predictions = _scan(url, "churn_predictions", first, last)
-    health = _scan(url, "customer_health", first, last)
     ids = pa.array(directory["supplier_id"].astype(str).to_numpy(), pa.string())
-    categories, p_codes, h_codes = _supplier_codes(
-        ids, predictions["supplier_id"], health["supplier_id"]
-    )
-    p_days = _day_numbers(predictions["day"])
-    h_days = _day_numbers(health["day"])
-    churn = _probabilities(predictions)
-    health_p = _aligned((p_codes, p_days), (h_codes, h_days), _probabilities(health))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        predictions, health = pool.map(
+            lambda index: _read(engine.url, index, first, last, ids), COVERING_INDEXES
+        )
     frame = pd.DataFrame(
         {
-            "supplier_id": pd.Categorical.from_codes(p_codes, categories=categories),
-            "day": (p_days.astype("datetime64[D]")).astype("datetime64[ns]"),
-            "churn_probability": churn,
-            "health_churn_probability": health_p,
+            "supplier_id": pd.Categorical.from_codes(
+                predictions.codes, categories=pd.Index(ids.to_pylist(), dtype=object)
+            ),
+            "day": predictions.days.astype("datetime64[D]").astype("datetime64[ns]"),
+            "churn_probability": predictions.probabilities,
+            "health_churn_probability": _aligned(
+                (predictions.codes, predictions.days),
+                (health.codes, health.days),
+                health.probabilities,
+            ),
         }
     )
     return PredictionHistory(frame, directory)
 
 
 # -- IO --------------------------------------------------------------------------------------
-def _scan(url, table: str, first: date, last: date) -> pa.Table:
-    """``supplier_id``, ``day``, ``churn_probability`` (0 where null) and ``missing`` (1 where
-    it is null) of ``table`` for the days, as Arrow.
+# (table, its covering index on (day, churn_probability, supplier_id))
+COVERING_INDEXES: Final = (
+    ("churn_predictions", "ix_churn_predictions_day_probability"),
+    ("customer_health", "ix_customer_health_day_probability"),
+)
 
-    The days are ``date`` objects rendered as ISO literals (no user text reaches the SQL). On
-    SQLite the table is scanned in storage order (``NOT INDEXED``): a range over most of the
-    table through the ``day`` index would look every row up again.
+
+BUSY_TIMEOUT_MS: Final = 30_000
+
+
+@dataclass(frozen=True)
+class _Rows:
+    codes: np.ndarray  # int32 positions in the directory
+    days: np.ndarray  # int32 days since 1970-01-01
+    probabilities: np.ndarray  # float64, NaN where null
+
+
+def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.Array) -> _Rows:
+    """One table's (supplier, day, probability) rows of the days, through its covering index.
+
+    The days are ``date`` objects rendered as ISO literals or bound as parameters (no user text
+    reaches the SQL). SQLite's driver takes a column's type from its first rows' values, so a
+    null probability travels as 0 with a flag (a first batch of nulls would type the column as
+    integers).
     """
-    lo, hi = first.isoformat(), last.isoformat()
+    table, index = covering
+    columns = (
+        "supplier_id, COALESCE(churn_probability, 0.0) AS p, "
+        "CASE WHEN churn_probability IS NULL THEN 1 ELSE 0 END AS missing"
+    )
+    parts: list[tuple[pa.Table, int | None]] = []
     if url.get_backend_name() == "sqlite":
         import adbc_driver_sqlite.dbapi as adbc
 
-        connect = adbc.connect(url.database)
-        where = f"day >= '{lo}' AND day <= '{hi}'"
-        source = f"{table} NOT INDEXED"
+        with adbc.connect(url.database) as connection, connection.cursor() as cursor:
+            # the other table's thread may be opening the same file (WAL recovery locks it for
+            # a moment): wait for locks as the service's engine does
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            sql = f"SELECT {columns} FROM {table} INDEXED BY {index} WHERE day = ?"
+            for k in range((last - first).days + 1):
+                day = first + timedelta(days=k)
+                cursor.execute(sql, (day.isoformat(),))
+                parts.append((cursor.fetch_arrow_table(), _day_number(day)))
     elif url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc
 
         plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connect = adbc.connect(plain)
-        where = f"day >= DATE '{lo}' AND day <= DATE '{hi}'"
-        source = table
+        with adbc.connect(plain) as connection, connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns}, day FROM {table} "
+                f"WHERE day >= DATE '{first.isoformat()}' AND day <= DATE '{last.isoformat()}'"
+            )
+            parts.append((cursor.fetch_arrow_table(), None))
     else:
         raise ValueError(f"no bulk reader for a {url.get_backend_name()} database")
-    with connect as connection, connection.cursor() as cursor:
-        # SQLite's driver takes each column's type from its first rows' values: a first batch of
-        # nulls would make the probability an integer column, so nulls travel as a flag
-        cursor.execute(
-            "SELECT supplier_id, day, COALESCE(churn_probability, 0.0) AS churn_probability, "
-            f"CASE WHEN churn_probability IS NULL THEN 1 ELSE 0 END AS missing FROM {source} "
-            f"WHERE {where}"
-        )
-        return cursor.fetch_arrow_table()
+    if not parts:
+        return _Rows(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    # one look-up of all the rows' ids (a hash table of the directory built once)
+    supplier_ids = pa.chunked_array(
+        [chunk for part, _ in parts for chunk in part["supplier_id"].chunks], pa.string()
+    )
+    found = pc.index_in(supplier_ids, value_set=ids)
+    if found.null_count:
+        unknown = pc.filter(supplier_ids, pc.is_null(found))[0].as_py()
+        raise ValueError(f"{table} holds rows of supplier {unknown!r}, not in suppliers")
+    codes = found.to_numpy().astype(np.int32)
+    days = np.concatenate(
+        [
+            _day_numbers(part["day"]) if day is None else np.full(part.num_rows, day, np.int32)
+            for part, day in parts
+        ]
+    )
+    values = np.concatenate([np.asarray(part["p"].to_numpy(), dtype=float) for part, _ in parts])
+    missing = np.concatenate([np.asarray(part["missing"].to_numpy(), bool) for part, _ in parts])
+    probabilities = np.where(missing, np.nan, values) if missing.any() else values
+    return _Rows(codes, days, probabilities)
 
 
 # -- pure transforms -------------------------------------------------------------------------
@@ -140,24 +191,8 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _supplier_codes(directory_ids: pa.Array, *columns: pa.ChunkedArray) -> tuple[pd.Index, ...]:
-    """Integer codes of each column's supplier ids into one list of ids: the directory's, then
-    those the directory lacks (sorted). Returns the list, then each column's codes (int32)."""
-    strings = [c.cast(pa.string()) if c.type != pa.string() else c for c in columns]
-    codes = [pc.index_in(column, value_set=directory_ids) for column in strings]
-    everything = directory_ids
-    if any(c.null_count for c in codes):
-        missing = pa.concat_arrays(
-            [
-                pc.unique(pc.filter(column, pc.is_null(c))).combine_chunks()
-                for column, c in zip(strings, codes, strict=True)
-            ]
-        )
-        extra = pc.unique(missing).sort()
-        everything = pa.concat_arrays([directory_ids, extra])
-        codes = [pc.index_in(column, value_set=everything) for column in strings]
-    codes = [c.to_numpy(zero_copy_only=False).astype(np.int32) for c in codes]
-    return (pd.Index(everything.to_pylist(), dtype=object), *codes)
+def _day_number(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
 
 
 def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:
@@ -168,15 +203,6 @@ def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:
     values = pc.cast(pc.utf8_slice_codeunits(encoded.dictionary, 0, 10), pa.date32())
     days = values.to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int32)
     return days[encoded.indices.to_numpy(zero_copy_only=False)]
-
-
-def _probabilities(scanned: pa.Table) -> np.ndarray:
-    """The scanned probabilities, NaN where the stored one is null."""
-    values = np.asarray(scanned["churn_probability"].to_numpy(), dtype=float)
-    missing = np.asarray(scanned["missing"].to_numpy(), dtype=bool)
-    if missing.any():
-        values = np.where(missing, np.nan, values)
-    return values
 
 
 def _aligned(

@@ -18,13 +18,16 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from monitoring.outcomes import (
     DROPPED_ATTR,
     OutcomeThresholds,
+    RankedScores,
     cancelled_before_prediction,
+    combined_cells,
     load_outcome_thresholds,
     metrics_by,
     metrics_over_time,
     outcome_metrics,
     realised_labels,
     retrain_flags,
+    segment_codes,
     with_segments,
 )
 from training.metrics import EPS, expected_calibration_error
@@ -329,3 +332,23 @@ def test_ece_without_ties_is_the_training_ece() -> None:
     y = (rng.random(1_001) < p).astype(int)
     m = outcome_metrics(frame(list(p), list(y)), "score")
     assert m["ece"] == pytest.approx(expected_calibration_error(y, p), abs=TOL)
+
+
+def test_groupings_measured_through_cells_equal_each_grouping_alone() -> None:
+    """``combined_cells`` and ``by_cells`` (the job's path: one gather for all groupings) give
+    what ``metrics_by`` gives for each grouping on its own."""
+    rng = np.random.default_rng(11)
+    n = 2_000
+    labelled = pd.DataFrame(
+        {
+            "label": (rng.random(n) < 0.15).astype(int),
+            "score": np.where(rng.random(n) < 0.03, np.nan, rng.integers(0, 30, n) / 29),
+            "tier": rng.choice(["starter", "scale", None], n),
+            "region": rng.choice(["north", "south"], n),
+        }
+    )
+    groupings = {by: segment_codes(labelled, by) for by in ("tier", "region")}
+    cells, maps = combined_cells(groupings)
+    measured = RankedScores(labelled, "score").by_cells(cells, maps)
+    for by in ("tier", "region"):
+        assert_same_figures(measured[by], metrics_by(labelled, "score", by))
