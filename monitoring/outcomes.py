@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DECILES: Final = 10
 NS_PER_DAY: Final = 86_400 * 10**9
+NAT_NS: Final = np.iinfo(np.int64).min  # NaT's integer
 MONITORING_CONFIG: Final = Path(__file__).resolve().parents[1] / "experiments" / "monitoring.yaml"
 # ``realised_labels`` stores the number of rows it dropped (supplier already cancelled at the
 # prediction's instant) under this key of the returned frame's ``attrs``.
@@ -62,7 +63,8 @@ def _days(column: pd.Series, name: str) -> pd.Series:
         raise ValueError(f"{name} must hold calendar days, not time-zone aware instants")
     if days.isna().any():
         raise ValueError(f"{name} has {int(days.isna().sum())} missing day(s)")
-    days = days.astype("datetime64[ns]")
+    if days.dtype != np.dtype("datetime64[ns]"):
+        days = days.astype("datetime64[ns]")
     off = (days.array.asi8 % NS_PER_DAY) != 0
     if off.any():
         raise ValueError(f"{name} must hold calendar days; e.g. {list(days[off].head(3))}")
@@ -87,42 +89,56 @@ def _instants(column: pd.Series, name: str) -> pd.Series:
     raise ValueError(f"{name} holds naive timestamps; give them a time zone (UTC)")
 
 
-def _cancellation_times(predictions: pd.DataFrame, cancellations: pd.DataFrame) -> pd.Series:
-    """Each prediction row's supplier cancellation instant (NaT when none), aligned with
-    ``predictions``' rows. Validates both frames."""
+def _cancellation_ns(predictions: pd.DataFrame, cancellations: pd.DataFrame) -> np.ndarray:
+    """Each prediction row's supplier cancellation instant in UTC nanoseconds (``NAT_NS`` when
+    none), aligned with ``predictions``' rows. Validates both frames."""
     _require(predictions, ("supplier_id", "day"), "predictions")
     _require(cancellations, ("supplier_id", "cancelled_at"), "cancellations")
     cancelled_at = _instants(cancellations["cancelled_at"], "cancellations.cancelled_at")
-    by_supplier = cancelled_at.set_axis(cancellations["supplier_id"].astype(str)).dropna()
-    repeated = by_supplier.index[by_supplier.index.duplicated()]
+    ids = cancellations["supplier_id"].astype(str)
+    known = cancelled_at.notna().to_numpy()
+    repeated = ids[known][ids[known].duplicated()]
     if len(repeated):
         raise ValueError(
             f"cancellations has more than one row for supplier(s) {sorted(set(repeated))[:5]}"
         )
-    return pd.Series(
-        _per_supplier(predictions["supplier_id"], by_supplier), index=predictions.index
-    ).dt.tz_localize("UTC")
+    instants = cancelled_at[known].dt.tz_convert("UTC").dt.tz_localize(None)
+    nanoseconds = instants.astype("datetime64[ns]").to_numpy().view(np.int64)
+    return _per_supplier(predictions["supplier_id"], pd.Index(ids[known]), nanoseconds, NAT_NS)
 
 
-def _per_supplier(keys: pd.Series, values: pd.Series) -> np.ndarray:
-    """``values`` (indexed by supplier id) at each row's supplier id; NaT or NaN where there is
-    none. A categorical ``keys`` column (the bulk reader's) is looked up once per category, not
-    once per row."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+def _per_supplier(keys: pd.Series, ids: pd.Index, values: np.ndarray, missing: Any) -> np.ndarray:
+    """``values`` (one an id of ``ids``) at each row's supplier id, ``missing`` where the id is
+    not there. A categorical ``keys`` column (the bulk reader's) is looked up once per category,
+    not once per row."""
     if isinstance(keys.dtype, pd.CategoricalDtype):
-        # a last entry for the code -1 (a null id): no supplier, NaT or NaN
-        table = values.reindex([*keys.cat.categories.astype(str), None]).to_numpy()
-        return table[keys.cat.codes.to_numpy()]
-    return keys.astype(str).map(values).to_numpy()
+        per_category = ids.get_indexer(keys.cat.categories.astype(str))
+        codes = keys.cat.codes.to_numpy()
+        position = np.where(codes >= 0, per_category[np.maximum(codes, 0)], -1)
+    else:
+        position = ids.get_indexer(keys.astype(str))
+    found = position >= 0
+    out = np.full(len(keys), missing, dtype=values.dtype)
+    out[found] = values[position[found]]
+    return out
+
+
+def _instant_series(nanoseconds: np.ndarray, index: pd.Index) -> pd.Series:
+    """UTC instants from nanoseconds (``NAT_NS`` as NaT)."""
+    return pd.Series(nanoseconds.view("datetime64[ns]"), index=index, dtype="datetime64[ns, UTC]")
+
+
+def _prediction_ns(predictions: pd.DataFrame) -> np.ndarray:
+    """Each row's prediction instant (the end of its ``day``) in UTC nanoseconds."""
+    _require(predictions, ("day",), "predictions")
+    days = _days(predictions["day"], "predictions.day")
+    return days.to_numpy().view(np.int64) + NS_PER_DAY
 
 
 def prediction_instants(predictions: pd.DataFrame) -> pd.Series:
     """The instant each row's prediction is made as of: the end of its ``day``, that is the
     next day at 00:00 UTC (aligned with ``predictions``' rows)."""
-    _require(predictions, ("day",), "predictions")
-    days = _days(predictions["day"], "predictions.day")
-    return (days + pd.Timedelta(days=1)).dt.tz_localize("UTC")
+    return _instant_series(_prediction_ns(predictions), predictions.index)
 
 
 def cancelled_before_prediction(
@@ -136,9 +152,10 @@ def cancelled_before_prediction(
     judged on. ``realised_labels`` drops these rows and counts those old enough to be kept
     otherwise; this returns every such row, of any age, to show which they are.
     """
-    cancelled_at = _cancellation_times(predictions, cancellations)
-    before = (cancelled_at <= prediction_instants(predictions)).to_numpy()
-    return predictions[before].assign(cancelled_at=cancelled_at.array[before])
+    cancel = _cancellation_ns(predictions, cancellations)
+    before = (cancel != NAT_NS) & (cancel <= _prediction_ns(predictions))
+    rows = predictions[before]
+    return rows.assign(cancelled_at=_instant_series(cancel[before], rows.index))
 
 
 def realised_labels(
@@ -184,15 +201,13 @@ def realised_labels(
         raise TypeError(f"as_of must be a calendar day (datetime.date), not {as_of!r}")
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, not {horizon_days}")
-    cancelled_at = _cancellation_times(predictions, cancellations).dt.as_unit("ns")
-    instant = prediction_instants(predictions).dt.as_unit("ns")
-    end_of_as_of = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)
-    horizon = pd.Timedelta(days=horizon_days)
-    # in integer nanoseconds (NaT, never cancelled, is the smallest integer: compared apart)
-    cancel, at = cancelled_at.array.asi8, instant.array.asi8
-    cancelled = ~cancelled_at.isna().to_numpy()
+    cancel = _cancellation_ns(predictions, cancellations)
+    at = _prediction_ns(predictions)
+    end_of_as_of = (pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)).value
+    horizon = horizon_days * NS_PER_DAY
+    cancelled = cancel != NAT_NS
     before = cancelled & (cancel <= at)
-    matured = at + horizon.value <= end_of_as_of.value
+    matured = at + horizon <= end_of_as_of
     dropped = int((before & matured).sum())
     if dropped:
         log.warning(
@@ -200,12 +215,12 @@ def realised_labels(
             "prediction's instant",
             dropped,
         )
-    keep = matured & ~before
-    label = (cancelled & (cancel > at) & (cancel <= at + horizon.value))[keep]
-    out = predictions[keep].assign(
-        cancelled_at=cancelled_at.array[keep], label=label.astype(np.int8)
-    )
-    out = out.reset_index(drop=True)
+    keep = np.flatnonzero(matured & ~before)
+    label = (cancelled & (cancel > at) & (cancel <= at + horizon))[keep]
+    out = predictions.take(keep)  # a new frame: the columns below are added in place
+    out.index = pd.RangeIndex(len(out))
+    out["cancelled_at"] = _instant_series(cancel[keep], out.index)
+    out["label"] = label.astype(np.int8)
     out.attrs[DROPPED_ATTR] = dropped
     return out
 
@@ -242,15 +257,17 @@ def with_segments(labelled: pd.DataFrame, suppliers: pd.DataFrame) -> pd.DataFra
         repeated = sorted(set(directory.index[directory.index.duplicated()]))[:5]
         raise ValueError(f"suppliers has more than one row for supplier(s) {repeated}")
     keys = labelled["supplier_id"]
-    return labelled.assign(**{c: _segment_column(keys, directory[c]) for c in SEGMENT_COLUMNS})
+    out = labelled.copy(deep=False)  # the new columns only: the rows' data is shared
+    for column in SEGMENT_COLUMNS:
+        out[column] = _segment_column(keys, directory[column])
+    return out
 
 
 def _segment_column(keys: pd.Series, values: pd.Series) -> pd.Categorical:
     """A directory column at each row's supplier, as a categorical (null where the supplier is
     missing from the directory)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    per_row = _per_supplier(keys, pd.Series(codes.astype(float), index=values.index))
-    per_row = np.nan_to_num(np.asarray(per_row, float), nan=-1).astype(np.int64)
+    per_row = _per_supplier(keys, values.index, codes.astype(np.int32), -1)
     return pd.Categorical.from_codes(per_row, categories=pd.Index(uniques, dtype=object))
 
 
@@ -376,6 +393,43 @@ def _one_group(
     }
 
 
+def probability_order(p: np.ndarray) -> np.ndarray:
+    """The row order of ascending ``p`` (probabilities in [0, 1], no NaN), ties by row: what a
+    stable ``argsort`` gives, about twice as fast on tens of millions of rows.
+
+    A non-negative float's bits, read as an unsigned integer, order as the float does. Each
+    row's key is those bits with the lowest ones replaced by the row's index, so one sort of the
+    keys (no index array carried along) gives the rows' order. Two scores that differ only in
+    the replaced bits (closer than about 1e-8 relative: never for scores stored from float32,
+    whose low 29 bits are zero) come out by row; a pass finds any such pair and sorts those runs
+    again by score.
+    """
+    n = len(p)
+    width = max(int(n - 1).bit_length(), 1)
+    if n < 2 or width > 40:
+        return np.argsort(p, kind="stable")
+    low = (np.uint64(1) << np.uint64(width)) - np.uint64(1)
+    keys = (np.ascontiguousarray(p, dtype=np.float64).view(np.uint64) & ~low) | np.arange(
+        n, dtype=np.uint64
+    )
+    keys.sort()
+    order = (keys & low).astype(np.int64)
+    scores = p[order]
+    wrong = np.flatnonzero(scores[1:] < scores[:-1])
+    if len(wrong):
+        # the runs of equal high bits that hold a wrong pair, sorted again by (score, row)
+        high = keys >> np.uint64(width)
+        starts = np.flatnonzero(np.r_[True, high[1:] != high[:-1]])
+        run = np.searchsorted(starts, wrong, side="right") - 1
+        ends = np.r_[starts[1:], n]
+        runs = np.unique(run)
+        at = np.concatenate([np.arange(starts[r], ends[r]) for r in runs])
+        run_of = np.repeat(np.arange(len(runs)), ends[runs] - starts[runs])
+        within = np.lexsort((order[at], scores[at], run_of))
+        order[at] = order[at][within]
+    return order
+
+
 class RankedScores:
     """One score column of a labelled frame sorted once, measured overall and per group.
 
@@ -388,17 +442,19 @@ class RankedScores:
     def __init__(self, labelled: pd.DataFrame, score_column: str) -> None:
         y, p, present = _labels_and_scores(labelled, score_column)
         rows = None if present.all() else np.flatnonzero(present)
-        order = np.argsort(p if rows is None else p[rows])
+        order = probability_order(p if rows is None else p[rows])
         self._order = order if rows is None else rows[order]
         self._scores, self._labels = p[self._order], y[self._order]
         self._without_score = np.flatnonzero(~present)
         # each row's squared error and log-likelihood in row order (0 without a score), so a
         # group's sums are one weighted count
-        clipped = np.clip(np.where(present, p, 0.5), EPS, 1 - EPS)
-        self._squared_error = np.where(present, (clipped - y) ** 2, 0.0)
-        self._log_likelihood = np.where(
-            present, np.where(y == 1, np.log(clipped), np.log(1 - clipped)), 0.0
-        )
+        clipped = np.clip(p if rows is None else np.where(present, p, 0.5), EPS, 1 - EPS)
+        error = (clipped - y) ** 2
+        # the log of the probability given to what happened (one log a row)
+        likelihood = np.log(np.where(y == 1, clipped, 1 - clipped))
+        if rows is not None:
+            error[~present], likelihood[~present] = 0.0, 0.0
+        self._squared_error, self._log_likelihood = error, likelihood
 
     def overall(self) -> dict[str, Any]:
         return _one_group(

@@ -32,15 +32,12 @@ from training.model_files import (
     read_churn_model,
     read_health_model,
 )
+from training.model_names import CHAMPION, CHURN_MODEL, HEALTH_MODEL, version_run_id
 from training.timing import TIMING_MODEL, read_timing_model
 
 log = logging.getLogger(__name__)
 
-# The registered models' names.
-CHURN_MODEL: Final = "churn"
-HEALTH_MODEL: Final = "health_calibration"
-
-CHAMPION = "champion"
+# The registered models' names and the champion alias (training.model_names, re-exported).
 # Both models are promoted on holdout log loss: a proper scoring rule, so it rewards ranking and
 # calibration together; CS acts on the calibrated probability (risk levels, LTV at risk), not on
 # the order alone, which is all PR-AUC sees.
@@ -66,11 +63,6 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path) -> s
         return found.experiment_id
     location = (Path(artifact_root) / name).resolve().as_uri()
     return client.create_experiment(name, artifact_location=location)
-
-
-def version_run_id(version: ModelVersion) -> str | None:
-    """The run a registered version came from (its ``run_id``, or the tag we set on it)."""
-    return version.run_id or version.tags.get("run_id")
 
 
 def champion_services(client: MlflowClient, names: tuple[str, ...]) -> list[str]:

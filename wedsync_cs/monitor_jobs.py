@@ -216,6 +216,7 @@ def run_outcomes(
         LookupError: no stored prediction yet.
         ValueError: no stored prediction is a horizon old by ``as_of``.
     """
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from monitoring.outcomes import (
@@ -231,7 +232,7 @@ def run_outcomes(
     )
     from serving.db.migrate import require_current
     from serving.db.prediction_history import read_prediction_history, stored_day_range
-    from training.registry import CHAMPION, CHURN_MODEL, configure, version_run_id
+    from training.model_names import CHAMPION, CHURN_MODEL, version_run_id
     from wedsync_cs.database import operational_engine
 
     thresholds = load_outcome_thresholds()
@@ -264,13 +265,16 @@ def run_outcomes(
     finally:
         engine.dispose()
     stage("read")
-    labelled = realised_labels(history.frame, history.directory, as_of, horizon_days)
+    directory = history.directory
+    labelled = realised_labels(history.frame, directory, as_of, horizon_days)
+    read_rows = len(history.frame)
+    del history  # the unlabelled rows: a year of them is gigabytes
     if labelled.empty:
         raise ValueError(
             f"no stored prediction of {oldest} to {last_judged} has an outcome to judge: every "
-            f"one of its {len(history.frame):,} rows is of a supplier already cancelled"
+            f"one of its {read_rows:,} rows is of a supplier already cancelled"
         )
-    labelled = with_segments(labelled, history.directory)
+    labelled = with_segments(labelled, directory)
     stage("label")
     summary: dict[str, Any] = {
         "as_of": str(as_of),
@@ -294,7 +298,7 @@ def run_outcomes(
         churn, health = pool.map(measure, ("churn_probability", "health_churn_probability"))
     summary["churn"], summary["health"] = churn, health
     stage("measure")
-    client = configure(settings.tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     try:
         run_id = version_run_id(client.get_model_version_by_alias(CHURN_MODEL, CHAMPION))
     except MlflowException:

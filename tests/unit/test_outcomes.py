@@ -25,6 +25,7 @@ from monitoring.outcomes import (
     metrics_by,
     metrics_over_time,
     outcome_metrics,
+    probability_order,
     realised_labels,
     retrain_flags,
     segment_codes,
@@ -352,3 +353,18 @@ def test_groupings_measured_through_cells_equal_each_grouping_alone() -> None:
     measured = RankedScores(labelled, "score").by_cells(cells, maps)
     for by in ("tier", "region"):
         assert_same_figures(measured[by], metrics_by(labelled, "score", by))
+
+
+@pytest.mark.parametrize("kind", ["float32", "near", "ties", "edges"])
+def test_probability_order_is_a_stable_argsort(kind: str) -> None:
+    """Scores from float32, scores closer than the bits the sort keys give up (the runs it sorts
+    again), heavy ties and 0 and 1: the order is exactly ``argsort(kind="stable")``'s."""
+    rng = np.random.default_rng(3)
+    n = 50_000
+    p = {
+        "float32": rng.random(n).astype(np.float32).astype(float),
+        "near": 0.5 + rng.integers(0, 50, n) * 1e-15,
+        "ties": rng.integers(0, 7, n) / 6,
+        "edges": np.r_[np.zeros(10), np.ones(10), rng.random(n - 20)],
+    }[kind]
+    np.testing.assert_array_equal(probability_order(p), np.argsort(p, kind="stable"))
