@@ -253,14 +253,9 @@ def _constraints(url: str, drop: bool) -> None:
 def _ingest_connection(url: str):
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc
+    from serving.db.prediction_history import adbc_connect
 
-        return adbc.connect(parsed.database)
-    import adbc_driver_postgresql.dbapi as adbc
-
-    return adbc.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+    return adbc_connect(make_url(url))
 
 
 def _database(workdir: Path, backend: str, accounts: int, days: int) -> tuple[str, dict | None]:

@@ -220,6 +220,7 @@ def run_outcomes(
     from mlflow.exceptions import MlflowException
 
     from monitoring.outcomes import (
+        DROPPED_ATTR,
         SEGMENT_COLUMNS,
         RankedScores,
         combined_cells,
@@ -274,6 +275,7 @@ def run_outcomes(
             f"no stored prediction of {oldest} to {last_judged} has an outcome to judge: every "
             f"one of its {read_rows:,} rows is of a supplier already cancelled"
         )
+    dropped = int(labelled.attrs[DROPPED_ATTR])
     labelled = with_segments(labelled, directory)
     stage("label")
     summary: dict[str, Any] = {
@@ -281,7 +283,7 @@ def run_outcomes(
         "horizon_days": horizon_days,
         "stored_days": [str(oldest), str(newest)],
         "days": [str(labelled["day"].min().date()), str(labelled["day"].max().date())],
-        "cancelled_before_prediction": int(labelled.attrs.get("cancelled_before_prediction", 0)),
+        "cancelled_before_prediction": dropped,
     }
     keys = {"subscription_tier": "by_tier", "vendor_type": "by_vendor_type"}
     groupings = {keys.get(c, f"by_{c}"): segment_codes(labelled, c) for c in SEGMENT_COLUMNS}

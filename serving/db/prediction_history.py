@@ -118,6 +118,29 @@ COVERING_INDEXES: Final = (
 BUSY_TIMEOUT_MS: Final = 30_000
 
 
+def adbc_connect(url: URL):
+    """An ADBC (Arrow) connection to the operational database at ``url``, SQLite or PostgreSQL.
+    SQLite's waits for locks as the service's engine does (another connection may be opening the
+    file: WAL recovery locks it for a moment).
+
+    Raises:
+        ValueError: another kind of database.
+    """
+    if url.get_backend_name() == "sqlite":
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        connection = adbc_sqlite.connect(url.database)
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return connection
+    if url.get_backend_name() == "postgresql":
+        import adbc_driver_postgresql.dbapi as adbc_postgresql
+
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return adbc_postgresql.connect(plain)
+    raise ValueError(f"no bulk reader for a {url.get_backend_name()} database")
+
+
 @dataclass(frozen=True)
 class _Rows:
     codes: np.ndarray  # int32 positions in the directory
@@ -140,12 +163,7 @@ def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.
     )
     parts: list[tuple[pa.Table, int | None]] = []
     if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc
-
-        with adbc.connect(url.database) as connection, connection.cursor() as cursor:
-            # the other table's thread may be opening the same file (WAL recovery locks it for
-            # a moment): wait for locks as the service's engine does
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        with adbc_connect(url) as connection, connection.cursor() as cursor:
             # Arrow batches of 64k rows, not the driver's 1,024: fewer, larger chunks
             cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
             sql = f"SELECT {columns} FROM {table} INDEXED BY {index} WHERE day = ?"
@@ -154,10 +172,7 @@ def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.
                 cursor.execute(sql, (day.isoformat(),))
                 parts.append((cursor.fetch_arrow_table(), _day_number(day)))
     elif url.get_backend_name() == "postgresql":
-        import adbc_driver_postgresql.dbapi as adbc
-
-        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        with adbc.connect(plain) as connection, connection.cursor() as cursor:
+        with adbc_connect(url) as connection, connection.cursor() as cursor:
             # most of the table's rows are wanted, so the planner would scan the table; its
             # rows are several times wider than the covering index's entries (the SHAP
             # factors), and an index-only scan reads the index alone once the table is vacuumed
@@ -168,8 +183,6 @@ def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.
                 f"WHERE day >= DATE '{first.isoformat()}' AND day <= DATE '{last.isoformat()}'"
             )
             parts.append((cursor.fetch_arrow_table(), None))
-    else:
-        raise ValueError(f"no bulk reader for a {url.get_backend_name()} database")
     if not parts:
         return _Rows(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
     # one look-up of all the rows' ids (a hash table of the directory built once)
@@ -203,13 +216,8 @@ def _day_number(day: date) -> int:
 
 
 def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:
-    """Days since 1970-01-01 (int32) of a column of dates or of ISO date strings (SQLite's)."""
-    if pa.types.is_date32(column.type):
-        return column.to_numpy().astype("datetime64[D]").astype(np.int32)
-    encoded = column.combine_chunks().dictionary_encode()  # a few hundred distinct days
-    values = pc.cast(pc.utf8_slice_codeunits(encoded.dictionary, 0, 10), pa.date32())
-    days = values.to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int32)
-    return days[encoded.indices.to_numpy(zero_copy_only=False)]
+    """Days since 1970-01-01 (int32) of a date column."""
+    return column.to_numpy().astype("datetime64[D]").astype(np.int32)
 
 
 def _aligned(
