@@ -209,12 +209,28 @@ def build_history(url: str, accounts: int, days: int, seed: int = SEED) -> dict:
             written += n
     if not sqlite:
         _constraints(url, drop=False)
+    _record_days(url, population.row_day)
     return {
         "suppliers": len(population.supplier_ids),
         "rows": written,
         "days": days,
         "build_seconds": round(time.perf_counter() - began, 1),
     }
+
+
+def _record_days(url: str, row_day: np.ndarray) -> None:
+    """Each day in ``scored_days`` with its rows, as the daily job records a finished day."""
+    from serving.db.migrate import engine_for
+    from serving.db.scored_days import finish_day
+
+    numbers, counts = np.unique(row_day, return_counts=True)
+    engine = engine_for(url)
+    try:
+        for number, count in zip(numbers, counts, strict=True):
+            day = date(1970, 1, 1) + timedelta(days=int(number))
+            finish_day(engine, day, int(count), int(count))
+    finally:
+        engine.dispose()
 
 
 def _constraints(url: str, drop: bool) -> None:
@@ -279,9 +295,24 @@ def _database(workdir: Path, backend: str, accounts: int, days: int) -> tuple[st
 
 
 def prepare(workdir: str, backend: str, accounts: int = 100_000, days: int = 365) -> dict:
-    """Build the benchmark database unless an earlier run built it in ``workdir``."""
+    """Build the benchmark database unless an earlier run built it in ``workdir``, and bring it
+    to the current schema (an earlier run's may predate a migration: its time is reported)."""
+    from serving.db.migrate import engine_for, schema_state, upgrade
+
     url, built = _database(Path(workdir), backend, accounts, days)
-    return {"url": url, "built": built}
+    engine = engine_for(url)
+    try:
+        before = schema_state(engine).current
+        began = time.perf_counter()
+        after = upgrade(engine).current
+    finally:
+        engine.dispose()
+    migrated = (
+        None
+        if before == after
+        else {"from": before, "to": after, "seconds": round(time.perf_counter() - began, 1)}
+    )
+    return {"url": url, "built": built, "migrated": migrated}
 
 
 def _settings(root: Path, backend: str, url: str):
@@ -293,20 +324,37 @@ def _settings(root: Path, backend: str, url: str):
     )
 
 
-def outcomes(workdir: str, backend: str, accounts: int = 100_000, days: int = 365) -> dict:
+def outcomes(
+    workdir: str,
+    backend: str,
+    accounts: int = 100_000,
+    days: int = 365,
+    as_of: str | None = None,
+    new_archive: bool = False,
+) -> dict:
     """``run_outcomes``, the command's work (read, label, measure overall, per segment and per
-    month, save the JSON report), over the database, without a champion."""
+    month, save the JSON report), over the database, without a champion; cancellations known by
+    ``as_of`` (default: the newest stored day). ``new_archive``: the prediction archive is
+    deleted first (the first run after an upgrade, which reads every judged day from the
+    database)."""
+    import shutil
+
     from wedsync_cs.monitor_jobs import run_outcomes
 
     root = Path(workdir)
     url, _ = _database(root, backend, accounts, days)
+    settings = _settings(root, backend, url)
+    if new_archive:
+        shutil.rmtree(settings.prediction_archive_dir, ignore_errors=True)
     began = time.perf_counter()
-    run = run_outcomes(_settings(root, backend, url))
+    run = run_outcomes(settings, date.fromisoformat(as_of) if as_of else None)
     seconds = time.perf_counter() - began
     churn = run.summary["churn"]["overall"]
     return {
         "seconds": round(seconds, 1),
         "stages": run.summary["seconds"],
+        "archive": run.summary["archive"]
+        | {"days_not_archived": len(run.summary["archive"]["days_not_archived"])},
         "stored_days": run.summary["stored_days"],
         "judged_days": run.summary["days"],
         "rows": churn["n"],
@@ -316,6 +364,9 @@ def outcomes(workdir: str, backend: str, accounts: int = 100_000, days: int = 36
         "brier": round(churn["brier"], 6),
         "health_auc": round(run.summary["health"]["overall"]["auc"], 6),
         "months": len(run.summary["churn"]["by_month"]),
+        "archive_mb": round(
+            sum(f.stat().st_size for f in settings.prediction_archive_dir.iterdir()) / 1e6, 1
+        ),
         "report": str(run.report),
     }
 

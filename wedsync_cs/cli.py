@@ -599,6 +599,18 @@ def monitor_outcomes(
             f"  champion's holdout: auc {h['auc']:.4f}, pr_auc {h['pr_auc']:.4f}, "
             f"brier {h['brier']:.4f}"
         )
+    archive = s["archive"]
+    typer.echo(
+        f"  days read: {archive['days_from_archive']} from the prediction archive, "
+        f"{archive['days_from_database']} from the database ({archive['days_archived']} "
+        f"archived now)"
+    )
+    if archive["days_not_archived"]:
+        typer.echo(
+            "  not archived (being written, or stored without a scored_days row): "
+            + ", ".join(archive["days_not_archived"][:5])
+            + (" ..." if len(archive["days_not_archived"]) > 5 else "")
+        )
     typer.echo(f"  report: {run.report}")
     if run.flags:
         for flag in run.flags:

@@ -200,6 +200,7 @@ def _score_and_store(
         write_directory,
     )
     from serving.db.models import ChurnPrediction, CustomerHealth
+    from serving.db.scored_days import begin_day, finish_day
     from serving.db.scores import previous_scores, record_versions, upsert
     from serving.due import SupplierState
     from serving.rules import load_rules
@@ -266,8 +267,10 @@ def _score_and_store(
 
     began = time.perf_counter()
     with typer.progressbar(length=2 * run.scored, label="  write") as bar:
+        begin_day(engine, day)  # the day's archived copy is stale from here
         upsert(engine, CustomerHealth, health_rows, settings.score_batch_rows, bar.update)
         upsert(engine, ChurnPrediction, prediction_rows, settings.score_batch_rows, bar.update)
+        finish_day(engine, day, len(health_rows), len(prediction_rows))
     run.seconds["write"] = time.perf_counter() - began
     if not run.backfill:  # interventions are for the day at hand, never a past one
         from wedsync_cs.uplift_job import refresh_scores

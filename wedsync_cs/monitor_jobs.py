@@ -232,7 +232,8 @@ def run_outcomes(
         with_segments,
     )
     from serving.db.migrate import require_current
-    from serving.db.prediction_history import read_prediction_history, stored_day_range
+    from serving.db.prediction_archive import archived_prediction_history
+    from serving.db.prediction_history import stored_day_range
     from training.model_names import CHAMPION, CHURN_MODEL, version_run_id
     from wedsync_cs.database import operational_engine
 
@@ -261,8 +262,11 @@ def run_outcomes(
                 f"{oldest} to {newest}); the first judged is "
                 f"{oldest + timedelta(days=horizon_days)}"
             )
-        # only the days whose label window has passed: the younger rows would be dropped
-        history = read_prediction_history(engine, oldest, min(last_judged, newest))
+        # only the days whose label window has passed: the younger rows would be dropped.
+        # Each finished day is read from the database once, then from its archived copy
+        history, archive = archived_prediction_history(
+            engine, settings.prediction_archive_dir, oldest, min(last_judged, newest)
+        )
     finally:
         engine.dispose()
     stage("read")
@@ -284,6 +288,7 @@ def run_outcomes(
         "stored_days": [str(oldest), str(newest)],
         "days": [str(labelled["day"].min().date()), str(labelled["day"].max().date())],
         "cancelled_before_prediction": dropped,
+        "archive": archive.as_dict(),
     }
     keys = {"subscription_tier": "by_tier", "vendor_type": "by_vendor_type"}
     groupings = {keys.get(c, f"by_{c}"): segment_codes(labelled, c) for c in SEGMENT_COLUMNS}

@@ -200,6 +200,12 @@ class Settings(BaseSettings):
         return self.mlflow_dir / "artifacts"
 
     @property
+    def prediction_archive_dir(self) -> Path:
+        """The outcome monitor's columnar copy of the finished days' stored predictions: a cache
+        of the database (deleting it costs one full read on the next run)."""
+        return self.home_dir / "archive" / "predictions"
+
+    @property
     def maildir(self) -> Path:
         """The Maildir emails are written to when no SMTP server is set."""
         return self.home_dir / "outbox"

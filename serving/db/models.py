@@ -157,6 +157,21 @@ class ChurnPrediction(Base):
     )
 
 
+class ScoredDay(Base):
+    """A day whose ``customer_health`` and ``churn_predictions`` rows the daily job finished
+    writing. A run removes the day's row before it writes the day's rows and adds it again, with
+    a new token, once it has written them all: a copy of a day's rows (the outcome monitor's
+    archive) is current while it carries the day's token."""
+
+    __tablename__ = "scored_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    health_rows: Mapped[int | None] = mapped_column(Integer)  # None: recorded by migration 0007
+    prediction_rows: Mapped[int | None] = mapped_column(Integer)
+    finished_at: Mapped[datetime] = mapped_column(INSTANT)
+
+
 class SuccessMilestone(Base):
     """An onboarding milestone a supplier reached (once per supplier and milestone)."""
 

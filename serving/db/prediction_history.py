@@ -17,6 +17,7 @@ The supplier directory (a row a supplier) is read through SQLAlchemy as everywhe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -85,26 +86,72 @@ def read_prediction_history(engine: Engine, first: date, last: date) -> Predicti
     if first > last:
         raise ValueError(f"the first day {first} is after the last {last}")
     directory = read_directory(engine)
-    ids = pa.array(directory["supplier_id"].astype(str).to_numpy(), pa.string())
+    ids = directory_ids(directory)
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    return PredictionHistory(history_frame(read_days(engine, days, ids), ids), directory)
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """Stored predictions as arrays, one element a supplier and day."""
+
+    codes: np.ndarray  # int32 positions in the directory's ids
+    days: np.ndarray  # int32 days since 1970-01-01
+    churn: np.ndarray  # float64 churn_probability
+    health: np.ndarray  # float64 health_churn_probability, NaN where none
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def directory_ids(directory: pd.DataFrame) -> pa.Array:
+    """The directory's supplier ids, whose positions are the rows' supplier codes."""
+    return pa.array(directory["supplier_id"].astype(str).to_numpy(), pa.string())
+
+
+def read_days(engine: Engine, days: Sequence[date], ids: pa.Array) -> DayRows:
+    """The stored predictions of ``days`` (any set of days), with the health score's of the same
+    supplier and day: the two tables read side by side, each through its covering index.
+
+    Raises:
+        ValueError: a stored row of a supplier not in ``ids``.
+    """
+    days = sorted(set(days))
+    if engine.url.get_backend_name() == "sqlite":
+        # the Arrow driver brings its own copy of SQLite, and two copies in one process must
+        # not have the file open at once: each keeps its own view of the file's locks and
+        # write-ahead log index, and the driver then reads pages this process's connections
+        # wrote as they were before (SQLite's "How To Corrupt", 2.2.1). Its connections are
+        # closed before the driver opens the file; the engine opens new ones when next used.
+        engine.dispose()
     with ThreadPoolExecutor(max_workers=2) as pool:
         predictions, health = pool.map(
-            lambda index: _read(engine.url, index, first, last, ids), COVERING_INDEXES
+            lambda index: _read(engine.url, index, days, ids), COVERING_INDEXES
         )
-    frame = pd.DataFrame(
+    return DayRows(
+        predictions.codes,
+        predictions.days,
+        predictions.probabilities,
+        _aligned(
+            (predictions.codes, predictions.days),
+            (health.codes, health.days),
+            health.probabilities,
+        ),
+    )
+
+
+def history_frame(rows: DayRows, ids: pa.Array) -> pd.DataFrame:
+    """:class:`PredictionHistory`'s frame of ``rows`` (codes into ``ids``)."""
+    return pd.DataFrame(
         {
             "supplier_id": pd.Categorical.from_codes(
-                predictions.codes, categories=pd.Index(ids.to_pylist(), dtype=object)
+                rows.codes, categories=pd.Index(ids.to_pylist(), dtype=object)
             ),
-            "day": predictions.days.astype("datetime64[D]").astype("datetime64[ns]"),
-            "churn_probability": predictions.probabilities,
-            "health_churn_probability": _aligned(
-                (predictions.codes, predictions.days),
-                (health.codes, health.days),
-                health.probabilities,
-            ),
+            "day": rows.days.astype("datetime64[D]").astype("datetime64[ns]"),
+            "churn_probability": rows.churn,
+            "health_churn_probability": rows.health,
         }
     )
-    return PredictionHistory(frame, directory)
 
 
 # -- IO --------------------------------------------------------------------------------------
@@ -148,8 +195,9 @@ class _Rows:
     probabilities: np.ndarray  # float64, NaN where null
 
 
-def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.Array) -> _Rows:
-    """One table's (supplier, day, probability) rows of the days, through its covering index.
+def _read(url: URL, covering: tuple[str, str], days: list[date], ids: pa.Array) -> _Rows:
+    """One table's (supplier, day, probability) rows of ``days`` (sorted), through its covering
+    index.
 
     The days are ``date`` objects rendered as ISO literals or bound as parameters (no user text
     reaches the SQL). SQLite's driver takes a column's type from its first rows' values, so a
@@ -162,13 +210,14 @@ def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.
         "CASE WHEN churn_probability IS NULL THEN 1 ELSE 0 END AS missing"
     )
     parts: list[tuple[pa.Table, int | None]] = []
+    if not days:
+        return _Rows(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
     if url.get_backend_name() == "sqlite":
         with adbc_connect(url) as connection, connection.cursor() as cursor:
             # Arrow batches of 64k rows, not the driver's 1,024: fewer, larger chunks
             cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
             sql = f"SELECT {columns} FROM {table} INDEXED BY {index} WHERE day = ?"
-            for k in range((last - first).days + 1):
-                day = first + timedelta(days=k)
+            for day in days:
                 cursor.execute(sql, (day.isoformat(),))
                 parts.append((cursor.fetch_arrow_table(), _day_number(day)))
     elif url.get_backend_name() == "postgresql":
@@ -178,13 +227,14 @@ def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.
             # factors), and an index-only scan reads the index alone once the table is vacuumed
             cursor.execute("SET enable_seqscan = off")
             cursor.execute("SET enable_bitmapscan = off")
-            cursor.execute(
-                f"SELECT {columns}, day FROM {table} "
-                f"WHERE day >= DATE '{first.isoformat()}' AND day <= DATE '{last.isoformat()}'"
-            )
-            parts.append((cursor.fetch_arrow_table(), None))
-    if not parts:
-        return _Rows(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+            for first, last in _runs(days):  # a query a run of consecutive days
+                cursor.execute(
+                    f"SELECT {columns}, day FROM {table} WHERE day >= DATE "
+                    f"'{first.isoformat()}' AND day <= DATE '{last.isoformat()}'"
+                )
+                parts.append((cursor.fetch_arrow_table(), None))
+    else:
+        raise ValueError(f"no bulk reader for a {url.get_backend_name()} database")
     # one look-up of all the rows' ids (a hash table of the directory built once)
     supplier_ids = pa.chunked_array(
         [chunk for part, _ in parts for chunk in part["supplier_id"].chunks], pa.string()
@@ -207,6 +257,17 @@ def _read(url: URL, covering: tuple[str, str], first: date, last: date, ids: pa.
 
 
 # -- pure transforms -------------------------------------------------------------------------
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted distinct days as runs of consecutive days, (first, last) each."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and day - runs[-1][1] == timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
 def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 

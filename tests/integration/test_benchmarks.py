@@ -109,15 +109,21 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
 
 
 def test_outcome_benchmark_prints_its_figures(tmp_path: Path) -> None:
-    """A year shrunk to 60 days of 300 accounts, on SQLite and PostgreSQL: the command's figures
+    """A year shrunk to 60 days of 300 accounts, on SQLite and PostgreSQL: the first run reads
+    every judged day from the database and archives it, the next day's reads one; the figures
     equal scikit-learn's on the same rows."""
     args = ("--only", "outcomes", "--outcome-accounts", "300", "--outcome-days", "60")
     figures = _run(tmp_path, *args)
     for backend in ("sqlite", "postgresql"):
-        name = next(k for k in figures if k.startswith("outcomes, ") and k.endswith(backend))
-        run = figures[name]
-        assert run["stored_days"][1] == "2025-12-31" and run["months"] >= 1
-        # 30 of the 60 days are a horizon old; 300 accounts a day, none after cancelling
-        assert run["rows"] == 30 * 300 and 0 < run["positives"] < run["rows"]
-        assert run["against_sklearn"]["rows"] == run["rows"]
-        assert run["against_sklearn"]["largest_difference"] < 1e-9
+        first = figures[f"outcomes, first run, {29 * 300:,} rows, {backend}"]
+        later = figures[f"outcomes, a day later, {30 * 300:,} rows, {backend}"]
+        # 29, then 30, of the 60 days are a horizon old; 300 accounts a day
+        assert first["archive"]["days_from_database"] == first["archive"]["days_archived"] == 29
+        assert first["archive"]["days_from_archive"] == 0
+        assert later["archive"]["days_from_archive"] == 29
+        assert later["archive"]["days_from_database"] == later["archive"]["days_archived"] == 1
+        assert later["archive_mb"] > 0
+        assert later["stored_days"][1] == "2025-12-31" and later["months"] >= 1
+        assert 0 < later["positives"] < later["rows"]
+        assert later["against_sklearn"]["rows"] == later["rows"]
+        assert later["against_sklearn"]["largest_difference"] < 1e-9

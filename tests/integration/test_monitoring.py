@@ -148,6 +148,13 @@ def test_outcomes_judge_stored_predictions_a_horizon_old_against_the_churn_that_
     assert result.exit_code in (0, 1), result.output
     summary = json.loads((served.home / "reports" / f"outcomes-{newest}.json").read_text())
     assert summary["days"] == [str(old), str(old)]
+    # score-daily recorded the day as finished: read from the database once, then archived
+    assert summary["archive"]["days_from_database"] == summary["archive"]["days_archived"] == 1
+    assert "0 from the prediction archive, 1 from the database (1 archived now)" in result.output
+    again = run_cli(env, "monitor", "outcomes")
+    assert "1 from the prediction archive, 0 from the database" in again.output
+    repeated = json.loads((served.home / "reports" / f"outcomes-{newest}.json").read_text())
+    assert repeated["churn"] == summary["churn"] and repeated["health"] == summary["health"]
     with engine.connect() as connection:
         stored = pd.read_sql(
             select(ChurnPrediction.supplier_id, ChurnPrediction.churn_probability).where(

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import func, select
 
 from serving.db.migrate import engine_for, upgrade
 from serving.db.models import ChurnPrediction, CustomerHealth, Supplier
@@ -138,3 +139,23 @@ def test_a_long_run_of_null_probabilities_first_reads_as_missing(tmp_path) -> No
     by_id = frame.set_index(frame["supplier_id"].astype(str))["health_churn_probability"]
     assert by_id[ids[:3_000]].isna().all()
     assert (by_id[ids[3_000:]] == 0.25).all()
+
+
+def test_rows_this_process_rewrote_are_read_as_they_are_now(tmp_path) -> None:
+    """The Arrow driver's own copy of SQLite, opening the file while this process's connections
+    hold it, read pages they had rewritten as they were before (two copies of SQLite in one
+    process); the reader closes the engine's connections first."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'ops.db'}")
+    upgrade(engine)
+    try:
+        upsert(engine, Supplier, [_supplier(s, None) for s in ("a", "b")], keys=("supplier_id",))
+        with engine.connect() as connection:  # open while the driver reads and rows change
+            upsert(engine, ChurnPrediction, [_prediction(s, DAY, 0.1) for s in ("a", "b")])
+            frame = read_prediction_history(engine, DAY, DAY).frame
+            assert frame["churn_probability"].max() == 0.1
+            upsert(engine, ChurnPrediction, [_prediction("a", DAY, 0.7)])
+            assert connection.execute(select(func.count()).select_from(Supplier)).scalar() == 2
+        frame = read_prediction_history(engine, DAY, DAY).frame
+    finally:
+        engine.dispose()
+    assert sorted(frame["churn_probability"]) == [0.1, 0.7]
