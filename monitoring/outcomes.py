@@ -545,7 +545,7 @@ def segment_codes(labelled: pd.DataFrame, by: str) -> tuple[np.ndarray, list[str
     # one name may stand for several codes (a value "unknown", or 1 and "1"): merge them
     names = _segment_order(pd.Series([v for v, u in zip(values, used, strict=True) if u]), by)
     position = {name: k for k, name in enumerate(names)}
-    remap = np.array([position.get(v, -1) for v in values], np.int64)
+    remap = np.array([position.get(v, -1) for v in values], np.int32)
     return remap[codes], names
 
 
@@ -556,10 +556,14 @@ def combined_cells(
     names, as ``segment_codes`` and ``period_codes`` return them), and each grouping as a map
     from cells to its groups, for ``RankedScores.by_cells``."""
     sizes = [len(names) for _, names in groupings.values()]
-    cells = np.zeros(len(next(iter(groupings.values()))[0]) if groupings else 0, np.int64)
-    for (codes, _), size in zip(groupings.values(), sizes, strict=True):
-        cells = cells * size + codes
     total = int(np.prod(sizes)) if sizes else 1
+    cells = np.zeros(
+        len(next(iter(groupings.values()))[0]) if groupings else 0,
+        np.int32 if total < 2**31 else np.int64,
+    )
+    for (codes, _), size in zip(groupings.values(), sizes, strict=True):
+        cells *= size
+        cells += codes
     maps: dict[str, tuple[np.ndarray, list[str]]] = {}
     for position, (key, (_, names)) in enumerate(groupings.items()):
         inner = int(np.prod(sizes[position + 1 :])) if position + 1 < len(sizes) else 1
@@ -577,7 +581,7 @@ def period_codes(labelled: pd.DataFrame, freq: str = "MS") -> tuple[np.ndarray, 
         first = int(months.min()) if len(months) else 0
         codes = months - first
         present = np.flatnonzero(np.bincount(codes, minlength=1))
-        remap = np.full(int(codes.max(initial=0)) + 1, -1)
+        remap = np.full(int(codes.max(initial=0)) + 1, -1, np.int32)
         remap[present] = np.arange(len(present))
         names = [f"{np.datetime64(first + int(m), 'M')}-01" for m in present]
         return remap[codes], names

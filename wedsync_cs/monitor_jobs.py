@@ -295,9 +295,12 @@ def run_outcomes(
     groupings["by_month"] = period_codes(labelled)
 
     cells, maps = combined_cells(groupings)  # one cell a (tier, vendor type, hemisphere, month)
+    # the measuring needs the labels and scores only: the rest of a year's rows is gigabytes
+    scored = labelled[["label", "churn_probability", "health_churn_probability"]]
+    del groupings, labelled
 
     def measure(column: str) -> dict[str, Any]:
-        ranked = RankedScores(labelled, column)
+        ranked = RankedScores(scored, column)
         return {"overall": ranked.overall()} | ranked.by_cells(cells, maps)
 
     # the two score columns side by side: numpy's sorts and gathers release the GIL
