@@ -5,7 +5,7 @@ the source, the rows are the database's. Migration 0007 records the days stored 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,54 +18,20 @@ from serving.db.prediction_archive import archived_prediction_history
 from serving.db.prediction_history import read_prediction_history
 from serving.db.scored_days import begin_day, day_tokens, finish_day
 from serving.db.scores import upsert
+from tests.integration.stored_rows import health_row, prediction_row, supplier_row
 
 DAY = date(2025, 6, 1)
-NOW = datetime(2025, 7, 1, tzinfo=UTC)
 DAYS = [DAY + timedelta(days=k) for k in range(4)]
-
-
-def _supplier(supplier_id: str) -> dict:
-    return {
-        "supplier_id": supplier_id,
-        "vendor_type": "venue",
-        "subscription_tier": "starter",
-        "monthly_revenue": 49.0,
-        "country": "AU",
-        "signup_at": datetime(2024, 1, 1, tzinfo=UTC),
-        "cancelled_at": None,
-        "status": "active",
-        "synced_at": NOW,
-    }
 
 
 def _rows(suppliers: list[str], day: date, shift: float = 0.0) -> tuple[list, list]:
     k = (day - DAY).days
     predictions = [
-        {
-            "supplier_id": s,
-            "day": day,
-            "churn_probability": round(0.01 * (10 * k + j + 1) + shift, 6),
-            "risk_level": "low",
-            "factors": {"login": -0.1},
-            "ltv_at_risk": 10.0,
-            "prevention_cost": 25.0,
-            "intervention_recommended": False,
-            "churn_model_version": "1",
-            "health_model_version": "1",
-            "computed_at": NOW,
-        }
+        prediction_row(s, day, round(0.01 * (10 * k + j + 1) + shift, 6))
         for j, s in enumerate(suppliers)
     ]
     health = [
-        {
-            "supplier_id": s,
-            "day": day,
-            "score": 80.0,
-            "segment": "established",
-            "churn_probability": None if j == 1 else round(0.5 + 0.01 * (10 * k + j) + shift, 6),
-            "health_model_version": "1",
-            "computed_at": NOW,
-        }
+        health_row(s, day, None if j == 1 else round(0.5 + 0.01 * (10 * k + j) + shift, 6))
         for j, s in enumerate(suppliers)
     ]
     return predictions, health
@@ -96,7 +62,7 @@ def engine(request, tmp_path):
         url = request.getfixturevalue("postgres_uri")
     engine = engine_for(url)
     upgrade(engine)
-    upsert(engine, Supplier, [_supplier(s) for s in "abcde"], keys=("supplier_id",))
+    upsert(engine, Supplier, [supplier_row(s) for s in "abcde"], keys=("supplier_id",))
     yield engine
     engine.dispose()
 
@@ -173,7 +139,7 @@ def test_copies_of_another_database_or_unreadable_ones_are_not_trusted(
     other = engine_for(f"sqlite:///{tmp_path / 'other.db'}")
     upgrade(other)
     try:
-        upsert(other, Supplier, [_supplier(s) for s in "ab"], keys=("supplier_id",))
+        upsert(other, Supplier, [supplier_row(s) for s in "ab"], keys=("supplier_id",))
         for day in DAYS[:2]:
             _score(other, ["a", "b"], day, shift=0.3)
         history, use = archived_prediction_history(other, folder, DAYS[0], DAYS[1])
@@ -206,7 +172,7 @@ def test_the_migration_records_the_days_stored_before_it(tmp_path: Path) -> None
     engine = engine_for(f"sqlite:///{tmp_path / 'ops.db'}")
     try:
         upgrade(engine, "0006")
-        upsert(engine, Supplier, [_supplier(s) for s in "ab"], keys=("supplier_id",))
+        upsert(engine, Supplier, [supplier_row(s) for s in "ab"], keys=("supplier_id",))
         for day in (DAYS[0], DAYS[2]):  # a gap between them
             predictions, health = _rows(["a", "b"], day)
             upsert(engine, CustomerHealth, health)

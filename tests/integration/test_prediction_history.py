@@ -15,51 +15,9 @@ from serving.db.migrate import engine_for, upgrade
 from serving.db.models import ChurnPrediction, CustomerHealth, Supplier
 from serving.db.prediction_history import read_prediction_history, stored_day_range
 from serving.db.scores import upsert
+from tests.integration.stored_rows import health_row, prediction_row, supplier_row
 
 DAY = date(2025, 6, 1)
-NOW = datetime(2025, 7, 1, tzinfo=UTC)
-
-
-def _supplier(supplier_id: str, cancelled_at: datetime | None) -> dict:
-    return {
-        "supplier_id": supplier_id,
-        "vendor_type": "venue",
-        "subscription_tier": "starter",
-        "monthly_revenue": 49.0,
-        "country": "AU",
-        "signup_at": datetime(2024, 1, 1, tzinfo=UTC),
-        "cancelled_at": cancelled_at,
-        "status": "active" if cancelled_at is None else "cancelled",
-        "synced_at": NOW,
-    }
-
-
-def _prediction(supplier_id: str, day: date, p: float) -> dict:
-    return {
-        "supplier_id": supplier_id,
-        "day": day,
-        "churn_probability": p,
-        "risk_level": "low",
-        "factors": {"login": -0.1},
-        "ltv_at_risk": 10.0,
-        "prevention_cost": 25.0,
-        "intervention_recommended": False,
-        "churn_model_version": "1",
-        "health_model_version": "1",
-        "computed_at": NOW,
-    }
-
-
-def _health(supplier_id: str, day: date, p: float | None) -> dict:
-    return {
-        "supplier_id": supplier_id,
-        "day": day,
-        "score": 80.0,
-        "segment": "established",
-        "churn_probability": p,
-        "health_model_version": "1",
-        "computed_at": NOW,
-    }
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,18 +33,16 @@ def test_bulk_reader_returns_the_stored_rows_with_the_health_probability(databas
     try:
         assert stored_day_range(engine) is None
         cancelled = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
-        upsert(
-            engine, Supplier, [_supplier(s, None) for s in ("a", "b", "c")], keys=("supplier_id",)
-        )
-        upsert(engine, Supplier, [_supplier("d", cancelled)], keys=("supplier_id",))
+        upsert(engine, Supplier, [supplier_row(s) for s in ("a", "b", "c")], keys=("supplier_id",))
+        upsert(engine, Supplier, [supplier_row("d", cancelled)], keys=("supplier_id",))
         days = [DAY + timedelta(days=k) for k in range(4)]
         predictions, health = [], []
         for k, day in enumerate(days):
             for j, s in enumerate(("a", "b", "c", "d")):
-                predictions.append(_prediction(s, day, round(0.01 * (10 * k + j + 1), 4)))
+                predictions.append(prediction_row(s, day, round(0.01 * (10 * k + j + 1), 4)))
                 if s == "b" and k == 1:
                     continue  # no health row that day
-                health.append(_health(s, day, None if s == "c" else 0.5 + 0.01 * (10 * k + j)))
+                health.append(health_row(s, day, None if s == "c" else 0.5 + 0.01 * (10 * k + j)))
         upsert(engine, ChurnPrediction, predictions)
         upsert(engine, CustomerHealth, health)
         assert stored_day_range(engine) == (days[0], days[-1])
@@ -129,9 +85,9 @@ def test_a_long_run_of_null_probabilities_first_reads_as_missing(tmp_path) -> No
     upgrade(engine)
     ids = [f"s{k:05d}" for k in range(4_000)]
     try:
-        upsert(engine, Supplier, [_supplier(s, None) for s in ids], keys=("supplier_id",))
-        upsert(engine, ChurnPrediction, [_prediction(s, DAY, 0.1) for s in ids])
-        rows = [_health(s, DAY, None if k < 3_000 else 0.25) for k, s in enumerate(ids)]
+        upsert(engine, Supplier, [supplier_row(s) for s in ids], keys=("supplier_id",))
+        upsert(engine, ChurnPrediction, [prediction_row(s, DAY, 0.1) for s in ids])
+        rows = [health_row(s, DAY, None if k < 3_000 else 0.25) for k, s in enumerate(ids)]
         upsert(engine, CustomerHealth, rows)
         frame = read_prediction_history(engine, DAY, DAY).frame
     finally:
@@ -148,12 +104,12 @@ def test_rows_this_process_rewrote_are_read_as_they_are_now(tmp_path) -> None:
     engine = engine_for(f"sqlite:///{tmp_path / 'ops.db'}")
     upgrade(engine)
     try:
-        upsert(engine, Supplier, [_supplier(s, None) for s in ("a", "b")], keys=("supplier_id",))
+        upsert(engine, Supplier, [supplier_row(s) for s in ("a", "b")], keys=("supplier_id",))
         with engine.connect() as connection:  # open while the driver reads and rows change
-            upsert(engine, ChurnPrediction, [_prediction(s, DAY, 0.1) for s in ("a", "b")])
+            upsert(engine, ChurnPrediction, [prediction_row(s, DAY, 0.1) for s in ("a", "b")])
             frame = read_prediction_history(engine, DAY, DAY).frame
             assert frame["churn_probability"].max() == 0.1
-            upsert(engine, ChurnPrediction, [_prediction("a", DAY, 0.7)])
+            upsert(engine, ChurnPrediction, [prediction_row("a", DAY, 0.7)])
             assert connection.execute(select(func.count()).select_from(Supplier)).scalar() == 2
         frame = read_prediction_history(engine, DAY, DAY).frame
     finally:
