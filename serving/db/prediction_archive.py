@@ -103,6 +103,8 @@ def archived_prediction_history(
     days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
+        for partial in folder.glob("*.partial"):  # a run that died while writing
+            partial.unlink()
         copies = _copies(folder)
         tokens = day_tokens(engine, first, last)
         current = [d for d in days if d in tokens and copies.get(d, (None,))[0] == tokens[d]]

@@ -147,12 +147,14 @@ def test_copies_of_another_database_or_unreadable_ones_are_not_trusted(
         _same(history.frame, read_prediction_history(other, DAYS[0], DAYS[1]).frame)
     finally:
         other.dispose()
-    # a truncated file is read again and replaced
+    # a truncated file is read again and replaced; a run's unfinished file is removed
     path = folder / f"day={DAYS[0].isoformat()}.parquet"
     path.write_bytes(path.read_bytes()[:20])
+    (folder / f"day={DAYS[1].isoformat()}.parquet.partial").write_bytes(b"PAR1")
     history, use = archived_prediction_history(engine, folder, DAYS[0], DAYS[1])
     assert (use.from_archive, use.from_database, use.archived) == (0, 2, 2)
     _same(history.frame, read_prediction_history(engine, DAYS[0], DAYS[1]).frame)
+    assert not list(folder.glob("*.partial"))
 
 
 def test_copies_of_days_no_longer_stored_are_removed(engine, tmp_path: Path) -> None:
