@@ -66,15 +66,12 @@ def test_model_benchmarks_print_their_figures(tmp_path: Path) -> None:
     assert 0.5 < train["timing"]["c_index"] <= 1
 
 
-def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) -> None:
+def test_score_daily_benchmarks_print_their_figures(tmp_path: Path) -> None:
     figures = _run(
         tmp_path,
         "--suppliers", "150", "--days", "200", "--train-suppliers", "300", "--trials", "2",
         "--no-limit", "--only", "train", "--only", "score_daily", "--only", "rules",
-        "--only", "bulk", "--only", "drift", "--only", "serving",
-        "--serving-suppliers", "300", "--serving-trials", "2", "--serving-requests", "40",
-        "--serving-seconds", "2",
-        "--memory-requests", "1100",
+        "--only", "bulk", "--only", "drift",
     )  # fmt: skip
     for database in ("sqlite", "postgresql"):
         daily = figures[f"score-daily ({database})"]
@@ -94,6 +91,16 @@ def test_score_daily_and_serving_benchmarks_print_their_figures(tmp_path: Path) 
     everyone = bulk["all_suppliers"]
     assert everyone["matched"] == everyone["to_contact"] + sum(everyone["excluded"].values())
     assert bulk["high_and_critical"]["matched"] <= everyone["matched"]
+
+
+def test_serving_benchmark_prints_its_figures(tmp_path: Path) -> None:
+    """A served home of its own (simulated and trained), then the load and the memory."""
+    figures = _run(
+        tmp_path,
+        "--days", "200", "--only", "serving", "--serving-suppliers", "300",
+        "--serving-trials", "2", "--serving-requests", "40", "--serving-seconds", "1",
+        "--memory-requests", "1100",
+    )  # fmt: skip
     serving = figures["serving: load and memory"]
     for scenario in ("health_score_1", "score_1", "score_100"):
         assert serving[scenario]["errors"] == 0 and serving[scenario]["p99_ms"] > 0
