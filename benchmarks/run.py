@@ -179,6 +179,7 @@ def bench_serving(
     requests: int,
     memory_requests: int,
     seconds: float,
+    floor_reads: int = 2000,
 ) -> Result:
     """The service under 8 clients (two workers) and its memory after many requests."""
     if not (workdir / "serve_home").is_dir():
@@ -197,6 +198,7 @@ def bench_serving(
         requests=requests,
         memory_requests=memory_requests,
         seconds=seconds,
+        floor_reads=floor_reads,
     )
     return Result("serving: load and memory", run.seconds, run.peak_gb, 1800, 8, run.details)
 
@@ -313,6 +315,12 @@ def main() -> None:
     )
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument(
+        "--serving-floor-reads",
+        type=int,
+        default=2000,
+        help="reads of each kind for the floor beside the service (1 supplier; 100: a 20th)",
+    )
+    parser.add_argument(
         "--outcome-accounts", type=int, default=100_000, help="active suppliers a day"
     )
     parser.add_argument("--outcome-days", type=int, default=365, help="days of stored predictions")
@@ -357,6 +365,7 @@ def main() -> None:
                     args.serving_requests,
                     args.memory_requests,
                     args.serving_seconds,
+                    args.serving_floor_reads,
                 )
             )
         if "outcomes" in chosen:

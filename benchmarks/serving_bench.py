@@ -209,11 +209,13 @@ def load(
     requests: int,
     memory_requests: int,
     seconds: float = 20,
+    floor_reads: int = 2000,
 ) -> dict:
     """Serve the prepared home, load it route by route, then measure memory growth.
 
     With ``wrk`` installed, each route is loaded for ``seconds``; without it, the Python
-    client sends ``requests`` of each (a fifth of them for 100 ids)."""
+    client sends ``requests`` of each (a fifth of them for 100 ids). The floor beside them
+    takes ``floor_reads`` reads of each kind for 1 supplier (a twentieth for 100)."""
     from wedsync_cs.demo_api import free_port, start, stop, wait_ready
     from wedsync_cs.settings import Settings
 
@@ -269,7 +271,7 @@ def load(
         out["health_score_1"] = drive("health", 1, requests, 1)
         out["score_1"] = drive("score", 1, requests, 2)
         out["score_100"] = drive("score", 100, max(requests // 5, 1), 3)
-        out["floor_online_read"] = _floor(settings, ids, 2000)
+        out["floor_online_read"] = _floor(settings, ids, floor_reads)
 
         first = drive_count(1000, 4)
         after_first = _service_rss_mb(process.pid)

@@ -93,13 +93,15 @@ def test_score_daily_benchmarks_print_their_figures(tmp_path: Path) -> None:
     assert bulk["high_and_critical"]["matched"] <= everyone["matched"]
 
 
-def test_serving_benchmark_prints_its_figures(tmp_path: Path) -> None:
-    """A served home of its own (simulated and trained), then the load and the memory."""
+def test_serving_benchmark_prints_its_figures(served, tmp_path: Path) -> None:
+    """The load and the memory of the service over the session's served home (the benchmark
+    prepares its own by the same commands, simulate, train, db upgrade, score-daily, when the
+    workdir has none)."""
+    (tmp_path / "serve_home").symlink_to(served.home, target_is_directory=True)
     figures = _run(
         tmp_path,
-        "--days", "200", "--only", "serving", "--serving-suppliers", "300",
-        "--serving-trials", "2", "--serving-requests", "40", "--serving-seconds", "1",
-        "--memory-requests", "1100",
+        "--only", "serving", "--serving-requests", "40", "--serving-seconds", "1",
+        "--serving-floor-reads", "100", "--memory-requests", "1100",
     )  # fmt: skip
     serving = figures["serving: load and memory"]
     for scenario in ("health_score_1", "score_1", "score_100"):
