@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 from serving.db.prediction_history import (
     DayRows,
     PredictionHistory,
+    day_number,
     directory_ids,
     history_frame,
     read_days,
@@ -123,8 +124,7 @@ def archived_prediction_history(
                 removed += 1
         kept = _read_copies(folder, current, archive_ids, ids)
     rows = _concatenate([kept, fresh])
-    epoch = date(1970, 1, 1)
-    with_rows = {epoch + timedelta(days=int(n)) for n in np.unique(fresh.days)}
+    with_rows = set(np.unique(fresh.days).astype("datetime64[D]").tolist())
     finished_set = set(finished)
     use = ArchiveUse(
         from_archive=len(current),
@@ -201,7 +201,7 @@ def _write_days(
     order = np.argsort(fresh.days, kind="stable")
     day_numbers = fresh.days[order]
     for day in days:
-        number = (day - date(1970, 1, 1)).days
+        number = day_number(day)
         rows = order[
             np.searchsorted(day_numbers, number) : np.searchsorted(day_numbers, number, "right")
         ]
@@ -224,7 +224,7 @@ def _read_copies(folder: Path, days: list[date], archive_ids: pa.Array, ids: pa.
     to_directory = pc.index_in(archive_ids, value_set=ids).fill_null(-1).to_numpy()
 
     def read(day: date) -> tuple[int, pa.Table]:
-        return (day - date(1970, 1, 1)).days, pq.read_table(_day_path(folder, day))
+        return day_number(day), pq.read_table(_day_path(folder, day))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         tables = list(pool.map(read, days))

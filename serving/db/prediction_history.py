@@ -219,7 +219,7 @@ def _read(url: URL, covering: tuple[str, str], days: list[date], ids: pa.Array) 
             sql = f"SELECT {columns} FROM {table} INDEXED BY {index} WHERE day = ?"
             for day in days:
                 cursor.execute(sql, (day.isoformat(),))
-                parts.append((cursor.fetch_arrow_table(), _day_number(day)))
+                parts.append((cursor.fetch_arrow_table(), day_number(day)))
     elif url.get_backend_name() == "postgresql":
         with adbc_connect(url) as connection, connection.cursor() as cursor:
             # most of the table's rows are wanted, so the planner would scan the table; its
@@ -272,7 +272,8 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _day_number(day: date) -> int:
+def day_number(day: date) -> int:
+    """Days since 1970-01-01, the rows' ``days``."""
     return (day - date(1970, 1, 1)).days
 
 
